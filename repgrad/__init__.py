@@ -29,6 +29,12 @@ from ._pathwise import pathwise_value_and_grad as pathwise_value_and_grad
 from ._score import score_grad as score_grad
 from ._score import score_value_and_grad as score_value_and_grad
 
+# --- control variates, diagnostics (issue 4): add imports below this line
+# --- end issue 4
+# --- discrete estimators (issue 5): add imports below this line
+# --- end issue 5
+from . import nn as nn
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -60,4 +66,9 @@ __all__ = [
     "pathwise_value_and_grad",
     "score_grad",
     "score_value_and_grad",
+    # --- issue 4 names below this line
+    # --- end issue 4
+    # --- issue 5 names below this line
+    # --- end issue 5
+    "nn",
 ]

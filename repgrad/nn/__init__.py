@@ -1,0 +1,1 @@
+"""Bayesian neural-network layers (functional, pure): filled in by the nn work."""
