@@ -30,8 +30,34 @@ from ._score import score_grad as score_grad
 from ._score import score_value_and_grad as score_value_and_grad
 
 # --- control variates, diagnostics (issue 4): add imports below this line
+from ._control_variates import ControlVariate as ControlVariate
+from ._control_variates import OptimalBaseline as OptimalBaseline
+from ._control_variates import control_variate as control_variate
+from ._control_variates import optimal_baseline as optimal_baseline
+from ._delta import delta_method as delta_method
+from ._elbo_estimators import elbo as elbo
+from ._elbo_estimators import iwae_bound as iwae_bound
 # --- end issue 4
 # --- discrete estimators (issue 5): add imports below this line
+from . import _discrete_registry as _discrete_registry  # registers expectation(estimator=...) names
+from ._arm import arm_grad as arm_grad
+from ._arm import arm_value_and_grad as arm_value_and_grad
+from ._arm import disarm_grad as disarm_grad
+from ._arm import disarm_value_and_grad as disarm_value_and_grad
+from ._enumeration import enumeration_grad as enumeration_grad
+from ._enumeration import enumeration_value_and_grad as enumeration_value_and_grad
+from ._multisample import disarm_multisample_grad as disarm_multisample_grad
+from ._multisample import disarm_multisample_value_and_grad as disarm_multisample_value_and_grad
+from ._multisample import vimco_grad as vimco_grad
+from ._multisample import vimco_value_and_grad as vimco_value_and_grad
+from ._rebar import rebar_control as rebar_control
+from ._rebar import rebar_grad as rebar_grad
+from ._rebar import rebar_init as rebar_init
+from ._rebar import rebar_value_and_grad as rebar_value_and_grad
+from ._rebar import relax_grad as relax_grad
+from ._rebar import relax_value_and_grad as relax_value_and_grad
+from ._relaxed import gumbel_softmax_grad as gumbel_softmax_grad
+from ._relaxed import gumbel_softmax_value_and_grad as gumbel_softmax_value_and_grad
 # --- end issue 5
 from . import nn as nn
 
@@ -67,8 +93,33 @@ __all__ = [
     "score_grad",
     "score_value_and_grad",
     # --- issue 4 names below this line
+    "ControlVariate",
+    "OptimalBaseline",
+    "control_variate",
+    "delta_method",
+    "elbo",
+    "iwae_bound",
+    "optimal_baseline",
     # --- end issue 4
     # --- issue 5 names below this line
+    "arm_grad",
+    "arm_value_and_grad",
+    "disarm_grad",
+    "disarm_multisample_grad",
+    "disarm_multisample_value_and_grad",
+    "disarm_value_and_grad",
+    "enumeration_grad",
+    "enumeration_value_and_grad",
+    "gumbel_softmax_grad",
+    "gumbel_softmax_value_and_grad",
+    "rebar_control",
+    "rebar_grad",
+    "rebar_init",
+    "rebar_value_and_grad",
+    "relax_grad",
+    "relax_value_and_grad",
+    "vimco_grad",
+    "vimco_value_and_grad",
     # --- end issue 5
     "nn",
 ]

@@ -94,6 +94,8 @@ def moving_average_baseline(decay: float = 0.9, *, debias: bool = True) -> Basel
         else:
             b = value
         new_value = decay * value + (1.0 - decay) * jnp.mean(values)
+        # Keep the state's own dtype so it is a valid lax.scan carry whatever f's dtype is.
+        new_value = new_value.astype(jnp.asarray(state.value).dtype)
         return b, MovingAverageState(value=new_value, count=state.count + 1)
 
     return Baseline(apply=apply, init=init, name=f"moving_average({decay})")
@@ -114,6 +116,166 @@ def resolve_baseline(baseline) -> Baseline:
     if (baseline is None or isinstance(baseline, str)) and baseline in _NAMED:
         return _NAMED[baseline]()
     raise ValueError(
-        f"Unknown baseline {baseline!r}. Use None, 'loo', 'moving_average', or a "
+        f"Unknown baseline {baseline!r}. Use None, 'loo', 'moving_average', 'optimal', or a "
         "repgrad.Baseline such as repgrad.moving_average_baseline(decay=0.99)."
+    )
+
+
+# ----------------------------------------------------------- per-coordinate optimal baseline
+
+
+class OptimalBaseline(NamedTuple):
+    r"""The variance-optimal baseline per distribution-parameter coordinate (score function).
+
+    For the score estimator of coordinate j of a distribution parameter, the baseline
+    minimizing the variance is b_j = E[f(x) s_j(x)²] / E[s_j(x)²] with
+    s_j = ∂ log p_θ(x)/∂θ_j. Built by ``optimal_baseline``; pass it as
+    ``baseline=`` to ``score_grad``/``score_value_and_grad``/``expectation``.
+
+    Attributes:
+      estimate: how b_j is estimated: ``"loo"``, ``"fresh"`` or ``"same"``.
+      name: a short label.
+    """
+
+    estimate: str = "loo"
+    name: str = "optimal"
+
+    @property
+    def min_samples(self) -> int:
+        return 2 if self.estimate == "loo" else 1
+
+
+def optimal_baseline(estimate: str = "loo") -> OptimalBaseline:
+    r"""Per-coordinate variance-optimal baseline for the score-function estimator.
+
+    .. math::
+
+      b_j = \frac{\mathbb{E}[f(x)\, s_j(x)^2]}{\mathbb{E}[s_j(x)^2]}, \quad
+      \hat g_j = \frac{1}{N}\sum_n (f(x_n) - b_{n,j})\, s_j(x_n),
+
+    with s_j the score of coordinate j of the *distribution's* parameters (its pytree
+    leaves, e.g. ``loc``/``scale`` of a Normal). For repgrad's factorized families the
+    per-sample scores are elementwise (N × |x| numbers per leaf, computed with
+    ``jax.vmap(jax.grad(log_prob))``), so no per-sample Jacobian with respect to the
+    user's params is ever formed: the per-coordinate gradient is pulled back to the
+    params with one vector-Jacobian product. The ratio is estimated by
+
+    - ``"loo"`` (default): for sample n, from the other N−1 samples; b_{n,j} does not
+      depend on x_n, so the estimator is unbiased (needs N ≥ 2);
+    - ``"fresh"``: from N extra samples drawn with a split key; unbiased, costs N
+      extra evaluations of f;
+    - ``"same"``: from the same N samples; b depends on x_n, so the estimator has an
+      O(1/N) bias (usually negligible, but not zero).
+
+    The optimum is per coordinate of the distribution's leaves; when several leaf
+    coordinates map to one user parameter it is a good, not the optimal, choice.
+    Distributions other than repgrad's factorized families raise a ``TypeError``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> fn = rg.score_grad(lambda x: jnp.sum(x ** 2), lambda p: rg.Normal(p, 1.0),
+      ...                    num_samples=32, baseline=rg.optimal_baseline("loo"))
+      >>> g = fn(jnp.ones(3), jax.random.key(0))
+
+    References:
+      Greensmith, Bartlett & Baxter, "Variance Reduction Techniques for Gradient
+      Estimates in Reinforcement Learning", JMLR 2004.
+      Mohamed et al., "Monte Carlo Gradient Estimation in Machine Learning", JMLR 2020
+      (arXiv:1906.10652), §7.
+    """
+    if estimate not in ("loo", "fresh", "same"):
+        raise ValueError(f"estimate must be 'loo', 'fresh' or 'same', got {estimate!r}; 'loo' is unbiased and free.")
+    return OptimalBaseline(estimate=estimate, name=f"optimal({estimate})")
+
+
+def is_optimal_baseline(baseline) -> bool:
+    return isinstance(baseline, OptimalBaseline) or (isinstance(baseline, str) and baseline == "optimal")
+
+
+# -------------------------------------------------------------------- control variates
+
+
+class ControlVariate(NamedTuple):
+    r"""A control variate h with known expectation, for the score and pathwise estimators.
+
+    Attributes:
+      build: ``build(fx, d, args) -> (h, expected)``: ``fx(x)`` is f for one sample
+        (f's extra args bound and stop-gradient), ``d`` the distribution (differentiable
+        in the params), ``args`` f's extra arguments (stop-gradient). Returns ``h(x)``,
+        a scalar for one sample that does not depend on the params, and ``expected`` =
+        E_d[h], differentiable in ``d``'s parameters.
+      coefficient: the scalar c multiplying the control variate.
+      name: a short label.
+    """
+
+    build: Callable[..., Any]
+    coefficient: Any = 1.0
+    name: str = "control_variate"
+
+
+def control_variate(h, expected_value, *, coefficient=1.0) -> ControlVariate:
+    r"""A user-supplied control variate h with a known expectation E_p[h].
+
+    With it the score estimator becomes
+
+    .. math::
+
+      \hat g = \frac{1}{N}\sum_n \big(f(x_n) - c\,h(x_n) - b_n\big)\nabla_\theta\log p_\theta(x_n)
+               + c\,\nabla_\theta \mathbb{E}_{p_\theta}[h],
+
+    (b_n the baseline, computed from the residuals f − c·h), and the pathwise estimator
+
+    .. math::
+
+      \hat g = \frac{1}{N}\sum_n \nabla_\theta\big[f(x_n) - c\,h(x_n)\big]
+               + c\,\nabla_\theta \mathbb{E}_{p_\theta}[h], \quad x_n = g(\theta, \epsilon_n).
+
+    Both are unbiased for any c; c = 1 is right when h ≈ f, and the variance falls by
+    the fraction Corr(f-term, h-term)² at the optimal c. The reported value is still the
+    plain mean of f, and gradients w.r.t. f's own args are not affected (the control
+    variate sees them stop-gradient).
+
+    Args:
+      h: ``h(x, *args)`` returning a scalar for one sample (same args as f); must not
+        depend on the params. For ``pathwise_grad`` it must be differentiable in x.
+      expected_value: ``expected_value(d, *args)`` returning E_{x∼d}[h(x, *args)] as a
+        differentiable function of the distribution ``d = dist(params)``.
+      coefficient: c (a float or scalar array).
+
+    Returns:
+      A ``ControlVariate`` to pass as ``control_variate=``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> cv = rg.control_variate(lambda x: jnp.sum(x), lambda d: jnp.sum(d.mean()))
+      >>> fn = rg.score_grad(lambda x: jnp.sum(x + 0.1 * x ** 2), lambda p: rg.Normal(p, 1.0),
+      ...                    num_samples=16, control_variate=cv)
+      >>> g = fn(jnp.ones(3), jax.random.key(0))
+
+    References:
+      Mohamed et al., "Monte Carlo Gradient Estimation in Machine Learning", JMLR 2020
+      (arXiv:1906.10652), §7.4.
+    """
+    if not callable(h) or not callable(expected_value):
+        raise TypeError(
+            "control_variate(h, expected_value) needs two callables: h(x, *args) -> scalar and "
+            "expected_value(dist, *args) -> E[h]; e.g. control_variate(jnp.sum, lambda d: jnp.sum(d.mean()))."
+        )
+
+    def build(fx, d, args):
+        return (lambda x: h(x, *args)), expected_value(d, *args)
+
+    return ControlVariate(build=build, coefficient=coefficient, name="user")
+
+
+def resolve_control_variate(control_variate):
+    if control_variate is None or isinstance(control_variate, ControlVariate):
+        return control_variate
+    if isinstance(control_variate, str) and control_variate in ("delta", "delta_method"):
+        from ._delta import delta_method
+
+        return delta_method()
+    raise TypeError(
+        f"control_variate must be None, 'delta', or a repgrad.ControlVariate (from "
+        f"repgrad.control_variate(h, expected_value) or repgrad.delta_method()); got {control_variate!r}."
     )

@@ -37,8 +37,10 @@ class Surrogate(NamedTuple):
 
 
 def check_num_samples(num_samples, minimum: int = 1, why: str = "") -> int:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool):
         try:
+            if isinstance(num_samples, bool):
+                raise TypeError("bool")  # True/False are ints to Python, but surely a mistake here
             num_samples = operator.index(num_samples)
         except TypeError:
             raise TypeError(
@@ -94,7 +96,9 @@ def resolve_dist(dist, params):
                 d = dist(params)
         else:
             d = dist(params)
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+    except (KeyError, IndexError, TypeError, AttributeError) as e:
+        if isinstance(e, (jax.errors.JAXTypeError, jax.errors.JAXIndexError)):
+            raise  # a tracing error inside dist (e.g. Python control flow on a tracer): not a structure problem
         structure = jax.tree_util.tree_structure(params)
         raise TypeError(
             f"dist(params) failed with {type(e).__name__}: {e}. params (structure {structure}) "

@@ -10,7 +10,9 @@ where p^± replace coordinate i of x and leave the others distributed as p_θ.
 Each family supplies its decomposition: ``decomposition(d, key, shape, coupled)``
 returns ``{param_name: (c, x_plus, x_minus)}`` with ``c`` of the parameter's shape
 and ``x_plus``/``x_minus`` of ``shape`` (the samples' shape). Families are registered
-in ``DECOMPOSITIONS``.
+in ``DECOMPOSITIONS``; Gamma, Exponential, Poisson, Bernoulli and Categorical live in
+``_mv_families`` (which also allows a trailing axis of alternatives, couplings that
+reuse the sample, and a score-function fallback for a leaf, see there).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import jax.numpy as jnp
 
 from . import _core
 from . import _distributions as _d
+from ._mv_families import FAMILY_DECOMPOSITIONS, ScorePart
 
 _sg = jax.lax.stop_gradient
 
@@ -69,6 +72,7 @@ def _mvn_diag(d, key, shape, coupled):
 DECOMPOSITIONS = {
     _d.Normal: _normal,
     _d.MultivariateNormalDiag: _mvn_diag,
+    **FAMILY_DECOMPOSITIONS,  # Gamma, Exponential, Poisson, Bernoulli, Categorical (_mv_families)
 }
 
 
@@ -87,6 +91,35 @@ def _replace_each(f, args, x, x_new):
     return out.T.reshape((num_samples,) + sample_shape)
 
 
+def _side(f, args, x, values, x_new):
+    """f with each coordinate replaced by x_new's: (N, *S), or (N, *S, K) for K alternatives."""
+    if callable(x_new):
+        x_new = x_new(x)
+    if x_new is x:  # coupling that reuses the sample itself: f(x) for every coordinate
+        return jnp.broadcast_to(values.reshape(values.shape + (1,) * (x.ndim - 1)), x.shape)
+    x_new = _sg(x_new).astype(x.dtype)
+    if x_new.ndim == x.ndim + 1:
+        return jnp.stack([_replace_each(f, args, x, x_new[..., k]) for k in range(x_new.shape[-1])], axis=-1)
+    return _replace_each(f, args, x, x_new)
+
+
+def _part_gradient(part, f, args, x, values):
+    """The leaf's gradient estimate, of the leaf's shape."""
+    if isinstance(part, ScorePart):
+        scores = part.scores(x)
+        n = values.shape[0]
+        b = (jnp.sum(values) - values) / (n - 1) if n > 1 else jnp.zeros_like(values)
+        w = (values - b).astype(scores.dtype)
+        return jnp.mean(w.reshape(w.shape + (1,) * (scores.ndim - 1)) * scores, axis=0)
+    c, x_plus, x_minus = part
+    plus, minus = _side(f, args, x, values, x_plus), _side(f, args, x, values, x_minus)
+    if plus.ndim > minus.ndim:
+        minus = jnp.broadcast_to(minus[..., None], plus.shape)
+    elif minus.ndim > plus.ndim:
+        plus = jnp.broadcast_to(plus[..., None], minus.shape)
+    return c * jnp.mean(plus - minus, axis=0).astype(c.dtype)
+
+
 def _measure_valued_surrogate(f, dist, *, num_samples, has_aux, coupled=True):
     def fn(params, key, args, state):
         d = _core.resolve_dist(dist, params)
@@ -103,9 +136,8 @@ def _measure_valued_surrogate(f, dist, *, num_samples, has_aux, coupled=True):
         f_only = (lambda xs, *a: f(xs, *a)[0]) if has_aux else f
         sg_args = _sg(args)
         grads = {}
-        for name, (c, x_plus, x_minus) in decompose(_sg(d), key_w, x.shape, coupled).items():
-            diff = _replace_each(f_only, sg_args, x, _sg(x_plus)) - _replace_each(f_only, sg_args, x, _sg(x_minus))
-            grads[name] = _sg(c * jnp.mean(diff, axis=0))
+        for name, part in decompose(_sg(d), key_w, x.shape, coupled).items():
+            grads[name] = _sg(_part_gradient(part, f_only, sg_args, x, _sg(values)))
         value = jnp.mean(values)
         loss = value + _core.zero_with_grad((getattr(d, name), g) for name, g in grads.items())
         return loss, (value, aux, None)
@@ -133,10 +165,16 @@ def measure_valued_value_and_grad(f, dist, *, num_samples: int = 1, has_aux: boo
       f: ``f(x, *args)`` returning a scalar for one sample (``(scalar, aux)`` with
         ``has_aux``).
       dist: ``dist(params)`` returning a family in ``DECOMPOSITIONS`` (Normal,
-        MultivariateNormalDiag).
+        MultivariateNormalDiag, Gamma, Exponential, Poisson, Bernoulli, Categorical).
+        Gamma's rate (and Exponential's) is measure-valued with c = α/λ, p⁺ = Gamma(α, λ),
+        p⁻ = Gamma(α+1, λ); Gamma's concentration falls back to the elementwise score
+        function with a leave-one-out baseline. Poisson: c = 1, p⁺ = 1 + Poisson(λ),
+        p⁻ = Poisson(λ). Bernoulli logits: c = p(1−p), p⁺ = δ₁, p⁻ = δ₀. Categorical
+        logits: c = p_k, p⁺ = δ_k, p⁻ = Categorical(p) (K·|x| + |x| evaluations).
       num_samples: N (keyword-only, static).
       has_aux: whether f returns ``(value, aux)``.
-      coupled: share randomness between p⁺ and p⁻ (variance reduction).
+      coupled: share randomness between p⁺ and p⁻ (variance reduction); for Gamma,
+        Poisson and Categorical one side reuses the sample itself.
 
     Returns:
       ``fn(params, key, *args) -> (value, grads)``.

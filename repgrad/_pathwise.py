@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from . import _core
+from . import _core, _cv_surrogates
 
 
-def _pathwise_surrogate(f, dist, *, num_samples, has_aux, sample_sharding=None):
+def _pathwise_surrogate(f, dist, *, num_samples, has_aux, control_variate=None, sample_sharding=None):
+    if control_variate is not None:
+        return _cv_surrogates.pathwise_cv_surrogate(
+            f, dist, num_samples=num_samples, has_aux=has_aux, control_variate=control_variate,
+            sample_sharding=sample_sharding,
+        )
+
     def fn(params, key, args, state):
         d = _core.resolve_dist(dist, params)
         x = _core.shard_samples(_core.sample_for_pathwise(d, key, num_samples), sample_sharding)
@@ -18,7 +24,9 @@ def _pathwise_surrogate(f, dist, *, num_samples, has_aux, sample_sharding=None):
     return _core.Surrogate(fn)
 
 
-def pathwise_value_and_grad(f, dist, *, num_samples: int = 1, has_aux: bool = False, sample_sharding=None):
+def pathwise_value_and_grad(
+    f, dist, *, num_samples: int = 1, has_aux: bool = False, control_variate=None, sample_sharding=None
+):
     r"""Monte Carlo value and pathwise (reparameterization) gradient of E_{p_θ}[f].
 
     Samples are written as a differentiable function of the parameters and noise,
@@ -43,6 +51,9 @@ def pathwise_value_and_grad(f, dist, *, num_samples: int = 1, has_aux: bool = Fa
         family, or a distrax/TFP/numpyro distribution with a reparameterized sampler.
       num_samples: N, the number of samples averaged (keyword-only, static).
       has_aux: whether f returns ``(value, aux)``; aux is stacked over samples.
+      control_variate: ``None``, ``"delta"`` or a ``repgrad.ControlVariate``: the
+        estimate becomes ∇θ[f − c·h](x(θ, ε)) averaged, plus c·∇θE[h] (h must be
+        differentiable in x); see ``repgrad.control_variate``.
       sample_sharding: optional ``jax.sharding.Sharding`` for the sample axis, e.g.
         ``NamedSharding(mesh, PartitionSpec("samples"))``; f's evaluations are then
         split across devices by XLA.
@@ -69,12 +80,15 @@ def pathwise_value_and_grad(f, dist, *, num_samples: int = 1, has_aux: bool = Fa
     num_samples = _core.check_num_samples(num_samples)
     has_aux = _core.check_has_aux(has_aux)
     surrogate = _pathwise_surrogate(
-        f, dist, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding
+        f, dist, num_samples=num_samples, has_aux=has_aux, control_variate=control_variate,
+        sample_sharding=sample_sharding,
     )
     return _core.make_value_and_grad(surrogate, f, has_aux)
 
 
-def pathwise_grad(f, dist, *, num_samples: int = 1, has_aux: bool = False, sample_sharding=None):
+def pathwise_grad(
+    f, dist, *, num_samples: int = 1, has_aux: bool = False, control_variate=None, sample_sharding=None
+):
     r"""Pathwise (reparameterization) gradient of E_{p_θ}[f]; see ``pathwise_value_and_grad``.
 
     .. math::
@@ -94,6 +108,7 @@ def pathwise_grad(f, dist, *, num_samples: int = 1, has_aux: bool = False, sampl
       Kingma & Welling 2014; Figurnov et al. 2018; Mohamed et al. 2020 (arXiv:1906.10652).
     """
     vg = pathwise_value_and_grad(
-        f, dist, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding
+        f, dist, num_samples=num_samples, has_aux=has_aux, control_variate=control_variate,
+        sample_sharding=sample_sharding,
     )
     return _core.make_grad(vg, f, has_aux)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import _control_variates, _core
+from . import _control_variates, _core, _cv_surrogates
 
 _sg = jax.lax.stop_gradient
 
 
-def _score_surrogate(f, dist, *, num_samples, has_aux, baseline=None, sample_sharding=None):
+def _score_surrogate(
+    f, dist, *, num_samples, has_aux, baseline=None, control_variate=None, sample_sharding=None
+):
+    if control_variate is not None or _control_variates.is_optimal_baseline(baseline):
+        return _cv_surrogates.score_cv_surrogate(
+            f, dist, num_samples=num_samples, has_aux=has_aux, baseline=baseline,
+            control_variate=control_variate, sample_sharding=sample_sharding,
+        )
     baseline = _control_variates.resolve_baseline(baseline)
     _core.check_num_samples(num_samples, baseline.min_samples, f" for the {baseline.name} baseline")
 
@@ -20,17 +27,19 @@ def _score_surrogate(f, dist, *, num_samples, has_aux, baseline=None, sample_sha
         values, aux = _core.eval_f(f, x, args, has_aux, num_samples)
         b, new_state = baseline.apply(_sg(values), state)
         log_p = _core.joint_log_prob(d, x, num_samples)
-        weights = _sg(values - b)
+        weights = _sg(values - b).astype(log_p.dtype)
         # value E[f] plus a term that is zero in value and has the score estimator as gradient.
+        # (Casts let f's dtype differ from the distribution's, e.g. float32 f of float64 params.)
         value = jnp.mean(values)
-        loss = value + jnp.mean(weights * (log_p - _sg(log_p)))
+        loss = value + jnp.mean(weights * (log_p - _sg(log_p))).astype(value.dtype)
         return loss, (value, aux, new_state)
 
     return _core.Surrogate(fn, baseline.init)
 
 
 def score_value_and_grad(
-    f, dist, *, num_samples: int = 1, has_aux: bool = False, baseline=None, sample_sharding=None
+    f, dist, *, num_samples: int = 1, has_aux: bool = False, baseline=None, control_variate=None,
+    sample_sharding=None,
 ):
     r"""Monte Carlo value and score-function gradient of E_{p_θ}[f].
 
@@ -55,7 +64,12 @@ def score_value_and_grad(
       baseline: ``None``, ``"loo"`` (leave-one-out, needs N ≥ 2), ``"moving_average"``
         or a ``repgrad.Baseline``. A stateful baseline makes the transform take
         ``baseline_state=`` and return ``(result, new_state)``; start from
-        ``fn.init_state()``.
+        ``fn.init_state()``. ``"optimal"`` or ``repgrad.optimal_baseline(...)``: the
+        per-coordinate variance-optimal baseline (repgrad's factorized families).
+      control_variate: ``None``, ``"delta"``, or a ``repgrad.ControlVariate`` (from
+        ``repgrad.control_variate(h, expected_value)`` or ``repgrad.delta_method()``):
+        f − c·h replaces f in the weights (the baseline is computed from it) and
+        c·∇θE[h] is added.
       sample_sharding: optional ``jax.sharding.Sharding`` for the sample axis.
 
     Returns:
@@ -78,12 +92,16 @@ def score_value_and_grad(
     num_samples = _core.check_num_samples(num_samples)
     has_aux = _core.check_has_aux(has_aux)
     surrogate = _score_surrogate(
-        f, dist, num_samples=num_samples, has_aux=has_aux, baseline=baseline, sample_sharding=sample_sharding
+        f, dist, num_samples=num_samples, has_aux=has_aux, baseline=baseline,
+        control_variate=control_variate, sample_sharding=sample_sharding,
     )
     return _core.make_value_and_grad(surrogate, f, has_aux)
 
 
-def score_grad(f, dist, *, num_samples: int = 1, has_aux: bool = False, baseline=None, sample_sharding=None):
+def score_grad(
+    f, dist, *, num_samples: int = 1, has_aux: bool = False, baseline=None, control_variate=None,
+    sample_sharding=None,
+):
     r"""Score-function (REINFORCE) gradient of E_{p_θ}[f]; see ``score_value_and_grad``.
 
     .. math::
@@ -104,6 +122,7 @@ def score_grad(f, dist, *, num_samples: int = 1, has_aux: bool = False, baseline
       Williams 1992; Kool et al. 2019 (RLOO); Mohamed et al. 2020 (arXiv:1906.10652), §4.
     """
     vg = score_value_and_grad(
-        f, dist, num_samples=num_samples, has_aux=has_aux, baseline=baseline, sample_sharding=sample_sharding
+        f, dist, num_samples=num_samples, has_aux=has_aux, baseline=baseline,
+        control_variate=control_variate, sample_sharding=sample_sharding,
     )
     return _core.make_grad(vg, f, has_aux)

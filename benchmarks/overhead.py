@@ -1,0 +1,294 @@
+"""Overhead of repgrad's transforms against the same estimator written by hand in JAX.
+
+Problem: f(x) = Σ_d cos(x_d) + x_d²/2 with x ~ N(loc, diag(scale²)), x ∈ R^D, params
+``{"loc": (D,), "scale": (D,)}``, N samples. Every repgrad transform is compared with
+the plainest hand-written JAX computing the *same* estimator from the *same* random
+draws (the script checks that both return the same gradient), both jit-compiled.
+
+Timing: compile, warm up, then alternate repgrad/hand calls (ABAB…, so drift from other
+processes on the machine hits both alike), each ``jax.block_until_ready``; the ratio is
+median(repgrad) / median(hand), with a 95% bootstrap interval over the paired runs and
+the ratio of the minima as a sanity check. Memory: XLA's compiled memory analysis
+(temporaries + arguments + outputs + generated code), next to the floor N·D·4 bytes of one float32 copy of the samples. A
+cell whose temporaries exceed ``JACOBIAN_FLAG`` × the floor is flagged: that would hint
+at per-sample Jacobians (N × params) being materialized.
+
+Usage::
+
+    python benchmarks/overhead.py            # full grid, N ∈ {10, 1000, 100000}, D ∈ {10, 1000}
+    python benchmarks/overhead.py --small    # a few tiny cells (smoke test, seconds)
+
+Writes a markdown table to stdout and to ``benchmarks/out/overhead.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import repgrad as rg  # noqa: E402
+
+_sg = jax.lax.stop_gradient
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+MVD_CHUNK = 64  # coordinates per lax.map step, as in repgrad/_measure_valued.py
+JACOBIAN_FLAG = 10.0  # temp memory ≥ this × N·D·4 bytes (and ≥ 1 MB) is flagged
+MVD_MAX_F_ELEMS = 2e9  # skip MVD cells needing more than this many x-elements of f work per call
+
+
+# ------------------------------------------------------------------------ the problem
+
+
+def f(x):
+    return jnp.sum(jnp.cos(x) + 0.5 * x * x)
+
+
+def dist(p):
+    return rg.Normal(p["loc"], p["scale"])
+
+
+def make_params(d):
+    return {"loc": jnp.linspace(-1.0, 1.0, d, dtype=jnp.float32), "scale": jnp.full((d,), 0.7, jnp.float32)}
+
+
+# ------------------------------------------------------------ hand-written baselines
+
+
+def hand_pathwise(n):
+    def loss(p, key):
+        eps = jax.random.normal(key, (n,) + p["loc"].shape, p["loc"].dtype)
+        return jnp.mean(jax.vmap(f)(p["loc"] + p["scale"] * eps))
+
+    return jax.grad(loss)
+
+
+def _normal_log_prob(x, loc, scale):
+    z = (x - loc) / scale
+    return jnp.sum(-0.5 * z * z - jnp.log(scale) - _LOG_SQRT_2PI, axis=-1)
+
+
+def hand_score(n, loo=False):
+    def loss(p, key):
+        eps = jax.random.normal(key, (n,) + p["loc"].shape, p["loc"].dtype)
+        x = _sg(p["loc"] + p["scale"] * eps)
+        fx = jax.vmap(f)(x)
+        w = fx - (jnp.sum(fx) - fx) / (n - 1) if loo else fx
+        return jnp.mean(_sg(w) * _normal_log_prob(x, p["loc"], p["scale"]))
+
+    return jax.grad(loss)
+
+
+def hand_mvd(n):
+    """Coupled Normal MVD (Mohamed et al. 2020, §6), same draws as repgrad's."""
+
+    def replace_each(x, x_new):
+        d = x.shape[1]
+
+        def at(i):
+            mixed = jax.vmap(lambda xs, v: xs.at[i].set(v[i]))(x, x_new)
+            return jax.vmap(f)(mixed)
+
+        return jax.lax.map(at, jnp.arange(d), batch_size=min(d, MVD_CHUNK)).T  # (n, d)
+
+    def grad(p, key):
+        loc, scale = p["loc"], p["scale"]
+        shape, dtype = (n,) + loc.shape, loc.dtype
+        key_x, key_w = jax.random.split(key)
+        x = loc + scale * jax.random.normal(key_x, shape, dtype)
+        k_r, _, k_m, k_u = jax.random.split(key_w, 4)
+        u = jax.random.uniform(k_r, shape, dtype, minval=jnp.finfo(dtype).tiny)
+        r = jnp.sqrt(-2.0 * jnp.log(u))  # Rayleigh(1)
+        k1, k2 = jax.random.split(k_m)
+        m = jax.random.rademacher(k2, shape, dtype) * jnp.linalg.norm(jax.random.normal(k1, shape + (3,), dtype), axis=-1)
+        z = m * jax.random.uniform(k_u, shape, dtype)  # Normal, coupled to the Maxwell draw
+        g_loc = jnp.mean(replace_each(x, loc + scale * r) - replace_each(x, loc - scale * r), axis=0)
+        g_scale = jnp.mean(replace_each(x, loc + scale * m) - replace_each(x, loc + scale * z), axis=0)
+        return {"loc": g_loc / (scale * math.sqrt(2.0 * math.pi)), "scale": g_scale / scale}
+
+    return grad
+
+
+# --------------------------------------------------------------------- the transforms
+
+
+def cases(n):
+    """(name, repgrad fn, hand fn, is MVD) for one N."""
+    yield "pathwise_grad", rg.pathwise_grad(f, dist, num_samples=n), hand_pathwise(n), False
+    yield (
+        "grad(expectation pathwise)",
+        jax.grad(rg.expectation(f, dist, estimator="pathwise", num_samples=n)),
+        hand_pathwise(n),
+        False,
+    )
+    yield "score_grad", rg.score_grad(f, dist, num_samples=n), hand_score(n), False
+    yield "score_grad loo", rg.score_grad(f, dist, num_samples=n, baseline="loo"), hand_score(n, loo=True), False
+    yield (
+        "grad(expectation score)",
+        jax.grad(rg.expectation(f, dist, estimator="score", num_samples=n)),
+        hand_score(n),
+        False,
+    )
+    yield "measure_valued_grad", rg.measure_valued_grad(f, dist, num_samples=n), hand_mvd(n), True
+
+
+# ------------------------------------------------------------------ timing and memory
+
+
+def _time_once(fn, *args):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t0
+
+
+def time_pair(fa, fb, args, *, min_reps, max_reps, budget_s):
+    """Alternates fa/fb calls; returns the two lists of seconds."""
+    for _ in range(2):  # warm-up
+        _time_once(fa, *args)
+        _time_once(fb, *args)
+    ta, tb = [], []
+    start = time.perf_counter()
+    while len(ta) < max_reps and (len(ta) < min_reps or time.perf_counter() - start < budget_s):
+        if len(ta) % 2:  # ABAB… with the order flipped every other round
+            tb.append(_time_once(fb, *args))
+            ta.append(_time_once(fa, *args))
+        else:
+            ta.append(_time_once(fa, *args))
+            tb.append(_time_once(fb, *args))
+    return np.array(ta), np.array(tb)
+
+
+def bootstrap_ratio(ta, tb, reps=2000, seed=0):
+    """95% interval of median(ta)/median(tb), resampling the paired rounds."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(ta), size=(reps, len(ta)))
+    ratios = np.median(ta[idx], axis=1) / np.median(tb[idx], axis=1)
+    return np.quantile(ratios, [0.025, 0.975])
+
+
+def memory(compiled):
+    """(peak bytes, temp bytes) from XLA's compiled memory analysis.
+
+    Peak = temporaries + arguments + outputs + generated code − aliased bytes, an upper
+    bound on what the executable holds at once. (The CPU backend's own
+    ``peak_memory_in_bytes`` leaves out the temporaries, so it is not used.)
+    """
+    m = compiled.memory_analysis()
+    if m is None:
+        return float("nan"), float("nan")
+    peak = (
+        m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
+        + m.generated_code_size_in_bytes - m.alias_size_in_bytes
+    )  # fmt: skip
+    return peak, m.temp_size_in_bytes
+
+
+def check_same(ga, gb, name):
+    for k in ga:
+        a, b = np.asarray(ga[k]), np.asarray(gb[k])
+        scale = max(1.0, float(np.max(np.abs(b))))
+        if not np.allclose(a, b, rtol=1e-3, atol=1e-3 * scale):
+            raise AssertionError(f"{name}: repgrad and hand-written gradients differ for {k!r}")
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def run(grid, *, min_reps, max_reps, budget_s, only=None):
+    rows = []
+    key = jax.random.key(0)
+    for n, d in grid:
+        params = make_params(d)
+        for name, fa, fb, is_mvd in cases(n):
+            if only and not any(o in name for o in only):
+                continue
+            if is_mvd and 4.0 * n * d * d > MVD_MAX_F_ELEMS:
+                rows.append(dict(name=name, n=n, d=d, skipped=f"skipped: 4·N·D = {4 * n * d:.0e} f-evals of size D"))
+                continue
+            ca = jax.jit(fa).lower(params, key).compile()
+            cb = jax.jit(fb).lower(params, key).compile()
+            check_same(ca(params, key), cb(params, key), f"{name} N={n} D={d}")
+            ta, tb = time_pair(ca, cb, (params, key), min_reps=min_reps, max_reps=max_reps, budget_s=budget_s)
+            lo, hi = bootstrap_ratio(ta, tb)
+            (peak_a, temp_a), (peak_b, temp_b) = memory(ca), memory(cb)
+            floor = n * d * 4
+            rows.append(
+                dict(
+                    name=name, n=n, d=d, reps=len(ta),
+                    ms_a=1e3 * statistics.median(ta), ms_b=1e3 * statistics.median(tb),
+                    ratio=statistics.median(ta) / statistics.median(tb), lo=lo, hi=hi,
+                    min_ratio=ta.min() / tb.min(),
+                    peak_a=peak_a, peak_b=peak_b, temp_a=temp_a, floor=floor,
+                    flag=temp_a >= JACOBIAN_FLAG * floor and temp_a >= 2**20,
+                )
+            )  # fmt: skip
+            print(_row(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+def _row(r):
+    mb = 1 / 2**20
+    if "skipped" in r:
+        return f"| {r['name']} | {r['n']} | {r['d']} | — | — | — | — | — | — | {r['n'] * r['d'] * 4 * mb:.3g} | — | {r['skipped']} |"
+    note = f"temp {r['temp_a'] / r['floor']:.0f}× floor" if r["flag"] else ""
+    return (
+        f"| {r['name']} | {r['n']} | {r['d']} | {r['ms_a']:.3g} | {r['ms_b']:.3g} | {r['ratio']:.3f} "
+        f"| [{r['lo']:.2f}, {r['hi']:.2f}] | {r['min_ratio']:.3f} | {r['peak_a'] * mb:.3g} | {r['peak_b'] * mb:.3g} "
+        f"| {r['floor'] * mb:.3g} | {r['reps']} | {note} |"
+    )
+
+
+def table(rows):
+    head = (
+        "| transform | N | D | repgrad ms | hand ms | ratio | 95% CI | min ratio | peak MB repgrad "
+        "| peak MB hand | N·D floor MB | runs | note |\n"
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
+    )
+    return "\n".join([head] + [_row(r) for r in rows])
+
+
+def machine():
+    return (
+        f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, "
+        f"{jax.devices()[0].platform} backend, jax {jax.__version__}, python {platform.python_version()}, "
+        f"{datetime.date.today().isoformat()}"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="a few tiny cells (smoke test)")
+    parser.add_argument("--only", nargs="*", help="run only transforms whose name contains one of these")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "overhead.md"))
+    args = parser.parse_args(argv)
+    if args.small:
+        grid = [(8, 3)]
+        rows = run(grid, min_reps=5, max_reps=5, budget_s=0.0, only=args.only)
+    else:
+        grid = [(n, d) for n in (10, 1000, 100000) for d in (10, 1000)]
+        rows = run(grid, min_reps=21, max_reps=301, budget_s=2.0, only=args.only)
+    text = (
+        f"# repgrad overhead vs hand-written JAX\n\n{machine()}\n\n{table(rows)}\n\n"
+        "ratio = median(repgrad) / median(hand), runs alternated; 95% CI by bootstrap over paired runs. "
+        f"Peak memory from XLA's compiled memory analysis; the floor is one float32 copy of the N×D "
+        f"samples. 'note' flags temporaries ≥ {JACOBIAN_FLAG:.0f}× the floor.\n"
+    )
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The delta-method control variate: f's second-order Taylor expansion at the mean."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from . import _distributions as _d
+from ._control_variates import ControlVariate
+
+_sg = jax.lax.stop_gradient
+
+# Factorized families with mean() and variance() in the sample space.
+_UNSUPPORTED = (_d.Categorical, _d.Dirichlet, _d.MultivariateNormalTri)
+
+
+def _moments(d):
+    if not isinstance(d, _d.Distribution) or isinstance(d, _UNSUPPORTED) or not hasattr(d, "variance"):
+        raise TypeError(
+            f"the delta-method control variate needs a factorized repgrad family with mean() and "
+            f"variance() in the sample space (Normal, MultivariateNormalDiag, Gamma, Beta, Poisson, "
+            f"Bernoulli, ...); got {type(d).__name__}. Supply your own with "
+            "repgrad.control_variate(h, expected_value)."
+        )
+    return d.mean(), d.variance()
+
+
+def delta_method(*, coefficient=1.0) -> ControlVariate:
+    r"""The delta-method control variate: a second-order Taylor expansion of f at the mean.
+
+    With m = E_p[x] (held fixed, stop-gradient) and δ = x − m,
+
+    .. math::
+
+      h(x) = f(m) + \nabla f(m)^\top \delta + \tfrac12 \delta^\top \nabla^2 f(m)\, \delta,
+      \qquad
+      \mathbb{E}_{p_\theta}[h] = f(m) + \nabla f(m)^\top(\mu_\theta - m)
+        + \tfrac12 \sum_i [\nabla^2 f(m)]_{ii}\, \mathrm{Var}_\theta[x_i]
+        + \tfrac12 (\mu_\theta - m)^\top \nabla^2 f(m) (\mu_\theta - m).
+
+    The last term and its first derivatives vanish at μ_θ = m, so it is left out. For a
+    factorized p only the Hessian's diagonal enters the expectation; it is computed with
+    |x| Hessian-vector products (jvp of grad) in chunks, never as a full matrix, and
+    h(x_n) costs one Hessian-vector product per sample. h does not depend on θ (m is
+    stop-gradient), so both the score and the pathwise estimators stay unbiased for any
+    coefficient c (see ``repgrad.control_variate`` for the estimator formulas); for the
+    pathwise estimator ∇θ h(x(θ, ε)) = (∇f(m) + ∇²f(m)δ)ᵀ ∂x/∂θ. The closer f is to a
+    quadratic over p's typical set, the larger the variance reduction (exactly zero
+    variance from the quadratic part when f is quadratic).
+
+    Args:
+      coefficient: the scalar c; 1.0 (default) uses the expansion as is.
+
+    Returns:
+      A ``ControlVariate``; pass it as ``control_variate=`` to ``score_grad``,
+      ``pathwise_grad`` or ``expectation`` (or pass ``control_variate="delta"``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> fn = rg.score_grad(lambda x: jnp.sum(jnp.sin(x)), lambda p: rg.Normal(p, 0.3),
+      ...                    num_samples=16, control_variate=rg.delta_method())
+      >>> g = fn(jnp.ones(3), jax.random.key(0))  # exact: cos(1)·exp(−0.045)
+
+    References:
+      Paisley, Blei & Jordan, "Variational Bayesian Inference with Stochastic Search",
+      ICML 2012.
+      Mohamed et al., "Monte Carlo Gradient Estimation in Machine Learning", JMLR 2020
+      (arXiv:1906.10652), §7.4.
+    """
+
+    def build(fx, d, args):
+        mean, var = _moments(d)
+        m = _sg(mean)
+        shape, size = m.shape, math.prod(m.shape)
+        m_flat = m.reshape(size)
+        flat_f = lambda v: fx(v.reshape(shape))
+        f0, g = jax.value_and_grad(flat_f)(m_flat)
+        grad_f = jax.grad(flat_f)
+
+        def hvp(v):
+            return jax.jvp(grad_f, (m_flat,), (v,))[1]
+
+        def diag_at(i):
+            return hvp(jax.nn.one_hot(i, size, dtype=m_flat.dtype))[i]
+
+        hess_diag = jax.lax.map(diag_at, jnp.arange(size), batch_size=min(size, 64))
+
+        def h(x):
+            x = jnp.asarray(x)
+            if x.size != size:
+                raise TypeError(
+                    f"delta_method: one sample has shape {x.shape} but the distribution's mean has "
+                    f"shape {shape}; the family must be factorized with mean in the sample space."
+                )
+            delta = x.reshape(size).astype(m_flat.dtype) - m_flat
+            return f0 + jnp.dot(g, delta) + 0.5 * jnp.dot(delta, hvp(delta))
+
+        expected = (
+            f0
+            + jnp.sum(g * (mean.reshape(size) - m_flat))
+            + 0.5 * jnp.sum(hess_diag * var.reshape(size).astype(m_flat.dtype))
+        )
+        return h, expected
+
+    return ControlVariate(build=build, coefficient=coefficient, name="delta_method")

@@ -1,0 +1,87 @@
+"""Bayesian layers with one weight sample shared by the whole batch (reparameterization)."""
+
+from __future__ import annotations
+
+import jax
+
+from . import _checks
+from ._init import Conv2DParams, DenseParams
+
+__all__ = ["sample_weights", "dense_reparameterization", "conv2d_reparameterization"]
+
+
+def sample_weights(params, key):
+    """One reparameterized draw (kernel, bias) = loc + softplus(rho) ∘ ε, ε ~ N(0, I)."""
+    k_kernel, k_bias = jax.random.split(key)
+    eps_k = jax.random.normal(k_kernel, params.kernel_loc.shape, params.kernel_loc.dtype)
+    eps_b = jax.random.normal(k_bias, params.bias_loc.shape, params.bias_loc.dtype)
+    return params.kernel_loc + params.kernel_scale * eps_k, params.bias_loc + params.bias_scale * eps_b
+
+
+def dense_reparameterization(params: DenseParams, x, key):
+    r"""Bayesian dense layer, one weight sample shared by every example.
+
+    .. math::
+       W = \mu_W + \sigma_W \circ \varepsilon_W,\quad b = \mu_b + \sigma_b \circ \varepsilon_b,
+       \quad y_n = x_n W + b,\qquad \varepsilon \sim \mathcal N(0, I),\ \sigma = \operatorname{softplus}(\rho).
+
+    Unbiased for any batch size, but all examples share one perturbation, so the
+    gradient variance does not fall below the weight-noise term however large the batch
+    (compare :func:`dense_flipout` and :func:`dense_local_reparameterization`).
+
+    Args:
+      params: a :class:`DenseParams`.
+      x: inputs of shape ``(batch, in_features)``, or ``(in_features,)`` for one example.
+      key: a JAX PRNG key.
+
+    Returns:
+      ``(batch, out_features)`` (or ``(out_features,)``) outputs.
+
+    Example:
+      >>> import jax, repgrad as rg
+      >>> params = rg.nn.init_dense(jax.random.key(0), 4, 3)
+      >>> rg.nn.dense_reparameterization(params, jax.numpy.ones((8, 4)), jax.random.key(1)).shape
+      (8, 3)
+
+    References:
+      Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (arXiv 1312.6114);
+      Blundell et al., "Weight Uncertainty in Neural Networks", ICML 2015 (arXiv 1505.05424).
+    """
+    _checks.check_params(params, DenseParams, "dense_reparameterization")
+    x, unbatched = _checks.prepare_input(x, params, 1, "dense_reparameterization")
+    kernel, bias = sample_weights(params, key)
+    y = _checks.dense(kernel, bias, x)
+    return y[0] if unbatched else y
+
+
+def conv2d_reparameterization(params: Conv2DParams, x, key, *, strides=1, padding="SAME", dilation=1):
+    r"""Bayesian 2-D convolution (NHWC), one kernel sample shared by every example.
+
+    :math:`K = \mu_K + \sigma_K \circ \varepsilon`, :math:`y_n = x_n \star K + b`.
+
+    Args:
+      params: a :class:`Conv2DParams` (HWIO kernel).
+      x: ``(batch, height, width, in_channels)``, or ``(height, width, in_channels)``.
+      key: a JAX PRNG key.
+      strides: int or pair.
+      padding: ``"SAME"``, ``"VALID"`` or explicit pairs, as in ``jax.lax.conv_general_dilated``.
+      dilation: kernel dilation, int or pair.
+
+    Returns:
+      NHWC outputs (HWC for a single example).
+
+    Example:
+      >>> import jax, repgrad as rg
+      >>> params = rg.nn.init_conv2d(jax.random.key(0), 3, 2, 4)
+      >>> rg.nn.conv2d_reparameterization(params, jax.numpy.ones((5, 8, 8, 2)), jax.random.key(1)).shape
+      (5, 8, 8, 4)
+
+    References:
+      Kingma & Welling 2014 (arXiv 1312.6114); Blundell et al. 2015 (arXiv 1505.05424).
+    """
+    _checks.check_params(params, Conv2DParams, "conv2d_reparameterization")
+    x, unbatched = _checks.prepare_input(x, params, 3, "conv2d_reparameterization")
+    opts = _checks.conv_options(strides, padding, dilation)
+    kernel, bias = sample_weights(params, key)
+    y = _checks.conv2d(kernel, bias, x, *opts)
+    return y[0] if unbatched else y

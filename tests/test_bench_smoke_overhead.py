@@ -1,0 +1,38 @@
+"""Smoke test: benchmarks/overhead.py runs end to end on its tiny --small grid.
+
+Runs in-process, so the benchmark also runs under the strict promotion rules of
+conftest.py. The script itself checks that every repgrad transform and its hand-written
+counterpart return the same gradient from the same key before timing them.
+"""
+
+import importlib.util
+import math
+from pathlib import Path
+
+_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_overhead", _SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overhead_small(tmp_path, capsys):
+    bench = _load()
+    out = tmp_path / "overhead.md"
+    rows = bench.main(["--small", "--out", str(out)])
+    names = {r["name"] for r in rows}
+    assert {"pathwise_grad", "score_grad", "score_grad loo", "measure_valued_grad"} <= names
+    assert any("expectation pathwise" in n for n in names) and any("expectation score" in n for n in names)
+    for r in rows:
+        assert "skipped" not in r
+        assert r["ms_a"] > 0 and r["ms_b"] > 0 and math.isfinite(r["ratio"])
+        assert r["peak_a"] > 0 and r["peak_b"] > 0
+        assert not r["flag"], f"{r['name']}: temporaries far above the N·D floor"
+    text = out.read_text()
+    assert "| transform | N | D | repgrad ms | hand ms | ratio |" in text
+    assert "jax " in text  # machine line
+    assert text.count("\n| ") == len(rows) + 1  # header + one row per cell
+    assert "repgrad overhead" in capsys.readouterr().out

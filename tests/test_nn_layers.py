@@ -1,0 +1,313 @@
+"""repgrad.nn: output moments of the Bayesian layers, KL, ELBO, composition and errors.
+
+Statistical checks use fixed keys and 5-standard-error bounds from the replicates
+themselves (tests/_stats.py): a correct layer fails one such scalar check by chance with
+probability ≈ 5.7e-7, so the few hundred scalars checked here fail together < 1e-3.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from _stats import FAIL_PROB_5SE, assert_agree, assert_unbiased, mean_and_se, replicate
+from jax.scipy.special import ndtr
+
+import repgrad as rg
+from repgrad import nn
+from repgrad.nn._flipout import draw_signs
+
+assert FAIL_PROB_5SE < 1e-6
+
+R = 4000  # replicates for moment checks (one vmapped jit each)
+
+
+def _dense_params(dtype=jnp.float32):
+    p = nn.init_dense(jax.random.key(1), 3, 2, dtype=dtype)
+    rho = nn.softplus_inverse(jnp.asarray([[0.3, 0.8], [0.5, 0.2], [1.0, 0.4]], dtype))
+    return p._replace(kernel_rho=rho, bias_rho=nn.softplus_inverse(jnp.asarray([0.1, 0.6], dtype)))
+
+
+X = jnp.asarray([[1.0, -2.0, 0.5], [0.3, 0.7, -1.5], [2.0, 0.0, 1.0], [-1.0, 1.0, 1.0]], jnp.float32)
+
+
+def _explicit_per_example(params, x, key):
+    """Reference: an independent weight sample for every example (materialized)."""
+    keys = jax.random.split(key, x.shape[0])
+    return jax.vmap(lambda xn, k: nn.dense_reparameterization(params, xn, k))(x, keys)
+
+
+def _exact_moments(params, x):
+    mean = np.asarray(x @ params.kernel_loc + params.bias_loc)
+    var = np.asarray(jnp.square(x) @ jnp.square(params.kernel_scale) + jnp.square(params.bias_scale))
+    return mean, var
+
+
+# ------------------------------------------------------------------------------ signs
+
+
+def test_signs_are_rademacher():
+    s_in, s_out = draw_signs(jax.random.key(3), 2000, 7, 5, jnp.float32)
+    for s in (np.asarray(s_in), np.asarray(s_out)):
+        assert set(np.unique(s).tolist()) == {-1.0, 1.0}
+        # fraction of +1: Bernoulli(1/2) mean, SE = 0.5/sqrt(n); 5-SE bound
+        frac = (s > 0).mean()
+        assert abs(frac - 0.5) < 5 * 0.5 / math.sqrt(s.size)
+        # independent across examples: per-channel fraction too (each n = 2000)
+        assert np.all(np.abs((s > 0).mean(axis=0) - 0.5) < 5 * 0.5 / math.sqrt(s.shape[0]))
+
+
+# ------------------------------------------------------------------- output moments
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [nn.dense_flipout, nn.dense_local_reparameterization, _explicit_per_example, nn.dense_reparameterization],
+    ids=["flipout", "local", "explicit", "shared"],
+)
+def test_dense_per_example_moments(layer):
+    """Every estimator gives each example the exact marginal N(xμ + b, x²σ² + σ_b²)."""
+    params = _dense_params()
+    mean, var = _exact_moments(params, X)
+    y = replicate(lambda k: layer(params, X, k), jax.random.key(10), R)  # (R, 4, 2)
+    assert_unbiased(y, mean, name="mean")
+    assert_unbiased((y - mean) ** 2, var, name="variance")
+    # Gaussian marginal: fourth central moment 3 var²
+    assert_unbiased((y - mean) ** 4, 3 * var**2, name="4th moment")
+
+
+def test_flipout_moments_match_explicit_and_local():
+    params = _dense_params()
+    runs = {
+        name: replicate(lambda k, f=f: f(params, X, k), jax.random.key(i), R)
+        for i, (name, f) in enumerate(
+            [("flipout", nn.dense_flipout), ("local", nn.dense_local_reparameterization), ("explicit", _explicit_per_example)]
+        )
+    }
+    mean, _ = _exact_moments(params, X)
+    for other in ("local", "explicit"):
+        assert_agree(runs["flipout"], runs[other], name=f"mean vs {other}")
+        assert_agree((runs["flipout"] - mean) ** 2, (runs[other] - mean) ** 2, name=f"var vs {other}")
+
+
+def test_flipout_decorrelates_examples_shared_does_not():
+    """Cov(y_n, y_m) = 0 for n ≠ m under Flipout; a shared sample gives Σ_i x_ni x_mi σ_i² + σ_b²."""
+    params = _dense_params()
+    mean, _ = _exact_moments(params, X)
+    pairs = [(0, 1), (0, 2), (1, 3), (2, 3)]
+
+    def cross(y):
+        c = y - mean
+        return np.stack([c[:, n] * c[:, m] for n, m in pairs], axis=1)  # (R, pairs, out)
+
+    flip = replicate(lambda k: nn.dense_flipout(params, X, k), jax.random.key(20), R)
+    shared = replicate(lambda k: nn.dense_reparameterization(params, X, k), jax.random.key(21), R)
+    s2 = np.asarray(jnp.square(params.kernel_scale))
+    exact_shared = np.stack([(np.asarray(X[n]) * np.asarray(X[m])) @ s2 for n, m in pairs]) + np.asarray(
+        jnp.square(params.bias_scale)
+    )
+    assert_unbiased(cross(flip), np.zeros_like(exact_shared), name="flipout cross-covariance")
+    assert_unbiased(cross(shared), exact_shared, name="shared cross-covariance")
+
+
+def test_conv_flipout_moments_and_spatial_correlation():
+    """Conv Flipout: exact per-example marginals, and signs shared over space, so two output
+    positions of one example covary exactly as under one per-example kernel sample."""
+    p = nn.init_conv2d(jax.random.key(2), 2, 2, 3, init_scale=0.5)
+    x = jax.random.normal(jax.random.key(3), (2, 4, 4, 2))
+    conv = lambda k, b, xx: jax.lax.conv_general_dilated(xx, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+    mean = np.asarray(conv(p.kernel_loc, p.bias_loc, x))
+    var = np.asarray(conv(jnp.square(p.kernel_scale), jnp.square(p.bias_scale), jnp.square(x)))
+    # covariance of positions (1,1) and (1,2): weights shared, inputs shifted by one column
+    s2 = np.asarray(jnp.square(p.kernel_scale))  # (2, 2, 2, 3)
+    xp = np.pad(np.asarray(x), ((0, 0), (0, 1), (0, 1), (0, 0)))  # SAME padding for a 2x2 kernel
+    patch = lambda i, j: xp[:, i : i + 2, j : j + 2, :]  # (B, 2, 2, C)
+    cov = np.einsum("bhwc,bhwc,hwco->bo", patch(1, 1), patch(1, 2), s2) + s2[0, 0, 0] * 0 + np.asarray(
+        jnp.square(p.bias_scale)
+    )
+
+    def check(y, spatial_cov):
+        assert_unbiased(y, mean, name="mean")
+        assert_unbiased((y - mean) ** 2, var, name="variance")
+        c = (y - mean)[:, :, 1, 1] * (y - mean)[:, :, 1, 2]
+        assert_unbiased(c, spatial_cov, name="spatial covariance")
+
+    check(replicate(lambda k: nn.conv2d_flipout(p, x, k), jax.random.key(30), R), cov)
+    check(replicate(lambda k: nn.conv2d_reparameterization(p, x, k), jax.random.key(31), R), cov)
+    check(replicate(lambda k: nn.conv2d_local_reparameterization(p, x, k), jax.random.key(32), R), 0.0 * cov)
+
+
+def test_generic_flipout_on_a_custom_linear_layer():
+    """flipout(layer_fn) for y = x (A + B) + c: per-example moments are exact."""
+    layer = nn.flipout(lambda w, x: x @ (w["a"] + w["b"]) + w["c"])
+    loc = {"a": jnp.ones((3, 2)), "b": -0.5 * jnp.ones((3, 2)), "c": jnp.asarray([0.1, -0.2])}
+    scale = {"a": jnp.full((3, 2), 0.4), "b": jnp.full((3, 2), 0.3), "c": jnp.asarray([0.2, 0.1])}
+    y = replicate(lambda k: layer(loc, scale, X, k), jax.random.key(40), R)
+    mean = np.asarray(X @ (loc["a"] + loc["b"]) + loc["c"])
+    var = np.asarray(jnp.square(X) @ (scale["a"] ** 2 + scale["b"] ** 2) + scale["c"] ** 2)
+    assert_unbiased(y, mean, name="mean")
+    assert_unbiased((y - mean) ** 2, var, name="variance")
+    assert layer(loc, scale, X[0], jax.random.key(0)).shape == (2,)
+
+
+# --------------------------------------------------------------------------------- KL
+
+
+def test_kl_normal_closed_form():
+    p = _dense_params()
+    kl = nn.kl_divergence(p, rg.Normal(0.5, 2.0))
+    q_loc = np.concatenate([np.ravel(p.kernel_loc), np.ravel(p.bias_loc)]).astype(np.float64)
+    q_s = np.concatenate([np.ravel(p.kernel_scale), np.ravel(p.bias_scale)]).astype(np.float64)
+    exact = np.sum(np.log(2.0 / q_s) + (q_s**2 + (q_loc - 0.5) ** 2) / 8.0 - 0.5)
+    np.testing.assert_allclose(float(kl), exact, rtol=1e-5)  # float32 rounding, not statistics
+    assert float(nn.kl_divergence([p, p])) == pytest.approx(2 * float(nn.kl_divergence(p)), rel=1e-6)
+
+
+def test_kl_monte_carlo_is_unbiased():
+    """MC fallback vs closed forms: a Normal prior (method='mc') and a Laplace prior."""
+    p = _dense_params()
+    mc = replicate(lambda k: nn.kl_divergence(p, rg.Normal(0.0, 1.0), key=k, method="mc"), jax.random.key(50), 2000)
+    assert_unbiased(mc, float(nn.kl_divergence(p)), name="MC KL, Normal prior")
+
+    b = 1.5  # Laplace(0, b): KL = −H(q) + log 2b + E|w|/b,  E|w| folded-normal mean
+    mu = np.concatenate([np.ravel(p.kernel_loc), np.ravel(p.bias_loc)]).astype(np.float64)
+    s = np.concatenate([np.ravel(p.kernel_scale), np.ravel(p.bias_scale)]).astype(np.float64)
+    e_abs = s * np.sqrt(2 / np.pi) * np.exp(-(mu**2) / (2 * s**2)) + mu * (1 - 2 * np.asarray(ndtr(-mu / s)))
+    exact = np.sum(-0.5 * np.log(2 * np.pi * np.e * s**2) + np.log(2 * b) + e_abs / b)
+    mc = replicate(lambda k: nn.kl_divergence(p, rg.Laplace(0.0, b), key=k, num_samples=4), jax.random.key(51), 2000)
+    assert_unbiased(mc, exact, name="MC KL, Laplace prior")
+
+
+def test_elbo_scales_kl_per_training_example():
+    p = _dense_params()
+    y = jnp.asarray([0, 1, 1, 0])
+
+    def log_lik(logits, labels):
+        return jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1)[:, 0]
+
+    loss = nn.make_elbo_loss(nn.dense_flipout, log_lik, num_train=1000, has_aux=True)
+    key = jax.random.key(5)
+    value, aux = loss(p, key, X, y)
+    k_fwd, _ = jax.random.split(key)
+    ll = log_lik(nn.dense_flipout(p, X, k_fwd), y)
+    expected = -jnp.mean(ll) + nn.kl_divergence(p) / 1000.0
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    np.testing.assert_allclose(aux["kl"], nn.kl_divergence(p), rtol=1e-6)
+    g = jax.grad(lambda q: loss(q, key, X, y)[0])(p)
+    assert all(bool(jnp.all(jnp.isfinite(a))) for a in g)
+
+
+# ------------------------------------------------------------------------ composition
+
+LAYERS = [nn.dense_flipout, nn.dense_reparameterization, nn.dense_local_reparameterization]
+IDS = ["flipout", "shared", "local"]
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=IDS)
+def test_jit_vmap_grad_and_determinism(layer):
+    p = _dense_params()
+    key = jax.random.key(7)
+    eager = layer(p, X, key)
+    np.testing.assert_allclose(jax.jit(layer)(p, X, key), eager, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(layer(p, X, key), eager)  # same key, same bits
+    assert not np.array_equal(layer(p, X, jax.random.key(8)), eager)
+    # one example == a batch of one with the same key
+    np.testing.assert_array_equal(layer(p, X[0], key), layer(p, X[:1], key)[0])
+    # vmap over keys and over params
+    keys = jax.random.split(key, 3)
+    ys = jax.vmap(layer, in_axes=(None, None, 0))(p, X, keys)
+    np.testing.assert_allclose(ys[1], layer(p, X, keys[1]), rtol=1e-6, atol=1e-6)
+    ps = jax.tree_util.tree_map(lambda a: jnp.stack([a, a + 0.1]), p)
+    ys = jax.vmap(layer, in_axes=(0, None, None))(ps, X, key)
+    np.testing.assert_allclose(ys[0], eager, rtol=1e-6, atol=1e-6)
+    # grad wrt params and x, under lax.scan
+    g = jax.grad(lambda q, xx: jnp.sum(layer(q, xx, key) ** 2), argnums=(0, 1))(p, X)
+    assert isinstance(g[0], nn.DenseParams) and g[1].shape == X.shape
+
+    def step(q, k):
+        return jax.tree_util.tree_map(lambda a, b: a - 0.01 * b, q, jax.grad(lambda r: jnp.sum(layer(r, X, k)))(q)), None
+
+    q, _ = jax.lax.scan(step, p, jax.random.split(key, 3))
+    assert all(bool(jnp.all(jnp.isfinite(a))) for a in q)
+
+
+@pytest.mark.parametrize(
+    "layer", LAYERS + [nn.conv2d_flipout, nn.conv2d_reparameterization, nn.conv2d_local_reparameterization]
+)
+def test_float64(layer):
+    with jax.enable_x64(True):
+        if layer.__name__.startswith("conv"):
+            p = nn.init_conv2d(jax.random.key(0), 3, 2, 4, dtype=jnp.float64)
+            x = jnp.ones((2, 5, 5, 2), jnp.float64)
+        else:
+            p = nn.init_dense(jax.random.key(0), 3, 2, dtype=jnp.float64)
+            x = jnp.ones((4, 3), jnp.float64)
+        y = layer(p, x, jax.random.key(1))
+        assert y.dtype == jnp.float64
+        g = jax.grad(lambda q: jnp.sum(layer(q, x, jax.random.key(1))))(p)
+        assert g.kernel_rho.dtype == jnp.float64
+        assert nn.kl_divergence(p).dtype == jnp.float64
+        assert nn.kl_divergence(p, rg.Laplace(0.0, 1.0), key=jax.random.key(2)).dtype == jnp.float64
+
+
+def test_conv_shapes_and_single_example():
+    p = nn.init_conv2d(jax.random.key(0), (3, 2), 2, 4)
+    x = jnp.ones((3, 8, 8, 2))
+    for layer in (nn.conv2d_flipout, nn.conv2d_reparameterization, nn.conv2d_local_reparameterization):
+        assert layer(p, x, jax.random.key(1), strides=2, padding="VALID").shape == (3, 3, 4, 4)
+        np.testing.assert_array_equal(layer(p, x[0], jax.random.key(1)), layer(p, x[:1], jax.random.key(1))[0])
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=IDS)
+def test_clear_errors(layer):
+    p = _dense_params()
+    with pytest.raises(ValueError, match="in_features=5"):
+        layer(p, jnp.ones((4, 5)), jax.random.key(0))
+    with pytest.raises(ValueError, match=r"\(batch, features\)"):
+        layer(p, jnp.ones((2, 4, 3)), jax.random.key(0))
+    with pytest.raises(TypeError, match="init_dense"):
+        layer({"kernel": p.kernel_loc}, X, jax.random.key(0))
+    with pytest.raises(TypeError, match="astype"):
+        with jax.enable_x64(True):
+            layer(p, jnp.ones((4, 3), jnp.float64), jax.random.key(0))
+    with pytest.raises(ValueError, match="inconsistent parameter shapes"):
+        layer(p._replace(bias_rho=jnp.zeros(3)), X, jax.random.key(0))
+    with pytest.raises(TypeError, match="init_conv2d"):
+        nn.conv2d_flipout(p, jnp.ones((1, 4, 4, 3)), jax.random.key(0))
+
+
+def test_kl_elbo_init_errors():
+    p = _dense_params()
+    with pytest.raises(ValueError, match="key="):
+        nn.kl_divergence(p, rg.Laplace(0.0, 1.0))
+    with pytest.raises(ValueError, match="closed-form"):
+        nn.kl_divergence(p, rg.Laplace(0.0, 1.0), method="analytic")
+    with pytest.raises(TypeError, match="DenseParams"):
+        nn.kl_divergence({"w": jnp.ones(3)})
+    with pytest.raises(ValueError, match="one value per example"):
+        nn.elbo_loss(jnp.ones((4, 2)), 1.0, num_train=10)
+    with pytest.raises(ValueError, match="num_train"):
+        nn.elbo_loss(jnp.ones(4), 1.0, num_train=0)
+    with pytest.raises(ValueError, match="in_features"):
+        nn.init_dense(jax.random.key(0), 0, 3)
+    with pytest.raises(ValueError, match="init_scale"):
+        nn.init_dense(jax.random.key(0), 2, 3, init_scale=-1.0)
+    with pytest.raises(ValueError, match="same structure"):
+        nn.flipout(lambda w, x: x @ w)({"a": jnp.ones((3, 2))}, jnp.ones((3, 2)), X, jax.random.key(0))
+
+
+def test_init_and_public_surface():
+    p = nn.init_dense(jax.random.key(0), 64, 32, init_scale=0.05)
+    np.testing.assert_allclose(p.kernel_scale, 0.05, rtol=1e-5)
+    np.testing.assert_array_equal(p.bias_loc, 0.0)
+    m, se = mean_and_se(np.ravel(p.kernel_loc)[:, None] ** 2)  # Var(loc) = 1/in_features
+    assert abs(m[0] - 1 / 64) < 5 * se[0]
+    for name in nn.__all__:
+        obj = getattr(nn, name)
+        assert obj.__doc__, f"{name} has no docstring"
