@@ -24,10 +24,12 @@ Writes a markdown table to stdout and to ``benchmarks/out/overhead.md``.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -68,20 +70,20 @@ def make_params(d):
 def hand_pathwise(n):
     def loss(p, key):
         eps = jax.random.normal(key, (n,) + p["loc"].shape, p["loc"].dtype)
-        return jnp.mean(jax.vmap(f)(p["loc"] + p["scale"] * eps))
+        return jnp.mean(jax.vmap(f)(p["loc"][None] + p["scale"][None] * eps))
 
     return jax.grad(loss)
 
 
 def _normal_log_prob(x, loc, scale):
-    z = (x - loc) / scale
-    return jnp.sum(-0.5 * z * z - jnp.log(scale) - _LOG_SQRT_2PI, axis=-1)
+    z = (x - loc[None]) / scale[None]
+    return jnp.sum(-0.5 * z * z - jnp.log(scale)[None] - _LOG_SQRT_2PI, axis=-1)
 
 
 def hand_score(n, loo=False):
     def loss(p, key):
         eps = jax.random.normal(key, (n,) + p["loc"].shape, p["loc"].dtype)
-        x = _sg(p["loc"] + p["scale"] * eps)
+        x = _sg(p["loc"][None] + p["scale"][None] * eps)
         fx = jax.vmap(f)(x)
         w = fx - (jnp.sum(fx) - fx) / (n - 1) if loo else fx
         return jnp.mean(_sg(w) * _normal_log_prob(x, p["loc"], p["scale"]))
@@ -102,18 +104,21 @@ def hand_mvd(n):
         return jax.lax.map(at, jnp.arange(d), batch_size=min(d, MVD_CHUNK)).T  # (n, d)
 
     def grad(p, key):
-        loc, scale = p["loc"], p["scale"]
-        shape, dtype = (n,) + loc.shape, loc.dtype
+        loc, scale = p["loc"][None], p["scale"][None]  # (1, D): explicit broadcasting
+        shape, dtype = (n,) + p["loc"].shape, loc.dtype
         key_x, key_w = jax.random.split(key)
         x = loc + scale * jax.random.normal(key_x, shape, dtype)
         k_r, _, k_m, k_u = jax.random.split(key_w, 4)
         u = jax.random.uniform(k_r, shape, dtype, minval=jnp.finfo(dtype).tiny)
         r = jnp.sqrt(-2.0 * jnp.log(u))  # Rayleigh(1)
         k1, k2 = jax.random.split(k_m)
-        m = jax.random.rademacher(k2, shape, dtype) * jnp.linalg.norm(jax.random.normal(k1, shape + (3,), dtype), axis=-1)
+        m = jax.random.rademacher(k2, shape, dtype) * jnp.linalg.norm(
+            jax.random.normal(k1, shape + (3,), dtype), axis=-1
+        )
         z = m * jax.random.uniform(k_u, shape, dtype)  # Normal, coupled to the Maxwell draw
         g_loc = jnp.mean(replace_each(x, loc + scale * r) - replace_each(x, loc - scale * r), axis=0)
         g_scale = jnp.mean(replace_each(x, loc + scale * m) - replace_each(x, loc + scale * z), axis=0)
+        scale = p["scale"]
         return {"loc": g_loc / (scale * math.sqrt(2.0 * math.pi)), "scale": g_scale / scale}
 
     return grad
@@ -132,7 +137,12 @@ def cases(n):
         False,
     )
     yield "score_grad", rg.score_grad(f, dist, num_samples=n), hand_score(n), False
-    yield "score_grad loo", rg.score_grad(f, dist, num_samples=n, baseline="loo"), hand_score(n, loo=True), False
+    yield (
+        "score_grad loo",
+        rg.score_grad(f, dist, num_samples=n, baseline="loo"),
+        hand_score(n, loo=True),
+        False,
+    )
     yield (
         "grad(expectation score)",
         jax.grad(rg.expectation(f, dist, estimator="score", num_samples=n)),
@@ -151,11 +161,16 @@ def _time_once(fn, *args):
     return time.perf_counter() - t0
 
 
-def time_pair(fa, fb, args, *, min_reps, max_reps, budget_s):
-    """Alternates fa/fb calls; returns the two lists of seconds."""
+def time_pair(fa, fb, args, *, min_reps, max_reps, budget_s, big_cell_s=30.0):
+    """Alternates fa/fb calls; returns the two arrays of seconds.
+
+    Runs at least ``min_reps`` rounds (fewer, but ≥ 5, where that would take more than
+    ``big_cell_s``), then more until ``budget_s`` is spent or ``max_reps`` reached.
+    """
+    warm = 0.0
     for _ in range(2):  # warm-up
-        _time_once(fa, *args)
-        _time_once(fb, *args)
+        warm = _time_once(fa, *args) + _time_once(fb, *args)
+    min_reps = max(5, min(min_reps, int(big_cell_s / warm)))
     ta, tb = [], []
     start = time.perf_counter()
     while len(ta) < max_reps and (len(ta) < min_reps or time.perf_counter() - start < budget_s):
@@ -193,6 +208,37 @@ def memory(compiled):
     return peak, m.temp_size_in_bytes
 
 
+_HLO_OP = re.compile(r"= (\w+\[[0-9,]*\])(?:\{[^}]*\})? ([a-z][\w-]*)\(")
+
+
+def hlo_diff(compiled_a, compiled_b, big):
+    """Ops on arrays of ≥ ``big`` elements in a's optimized HLO beyond b's, and vice versa.
+
+    A noise-free view of the overhead: "same" means XLA runs the same N·D-sized
+    computations for both, whatever the timings say; smaller ops are only counted.
+    """
+    ca = collections.Counter(_HLO_OP.findall(compiled_a.as_text()))
+    cb = collections.Counter(_HLO_OP.findall(compiled_b.as_text()))
+    skip = {"parameter", "constant", "tuple", "get-tuple-element", "bitcast", "copy", "broadcast", "fusion"}
+
+    def size(shape):
+        dims = shape[shape.index("[") + 1 : -1]
+        return math.prod(int(n) for n in dims.split(",")) if dims else 1
+
+    parts, small = [], 0
+    for sign, diff in (("+", ca - cb), ("−", cb - ca)):
+        for (shape, op), k in sorted(diff.items()):
+            if op in skip:
+                continue
+            if size(shape) >= big:
+                parts.append(f"{sign}{k} {op} {shape}")
+            else:
+                small += k
+    if small:
+        parts.append(f"±{small} smaller ops")
+    return ", ".join(parts) or "same"
+
+
 def check_same(ga, gb, name):
     for k in ga:
         a, b = np.asarray(ga[k]), np.asarray(gb[k])
@@ -213,7 +259,9 @@ def run(grid, *, min_reps, max_reps, budget_s, only=None):
             if only and not any(o in name for o in only):
                 continue
             if is_mvd and 4.0 * n * d * d > MVD_MAX_F_ELEMS:
-                rows.append(dict(name=name, n=n, d=d, skipped=f"skipped: 4·N·D = {4 * n * d:.0e} f-evals of size D"))
+                rows.append(
+                    dict(name=name, n=n, d=d, skipped=f"skipped: 4·N·D = {4 * n * d:.0e} f-evals of size D")
+                )
                 continue
             ca = jax.jit(fa).lower(params, key).compile()
             cb = jax.jit(fb).lower(params, key).compile()
@@ -221,6 +269,8 @@ def run(grid, *, min_reps, max_reps, budget_s, only=None):
             ta, tb = time_pair(ca, cb, (params, key), min_reps=min_reps, max_reps=max_reps, budget_s=budget_s)
             lo, hi = bootstrap_ratio(ta, tb)
             (peak_a, temp_a), (peak_b, temp_b) = memory(ca), memory(cb)
+            hlo = hlo_diff(ca, cb, big=n * d)
+            del ca, cb
             floor = n * d * 4
             rows.append(
                 dict(
@@ -228,8 +278,9 @@ def run(grid, *, min_reps, max_reps, budget_s, only=None):
                     ms_a=1e3 * statistics.median(ta), ms_b=1e3 * statistics.median(tb),
                     ratio=statistics.median(ta) / statistics.median(tb), lo=lo, hi=hi,
                     min_ratio=ta.min() / tb.min(),
-                    peak_a=peak_a, peak_b=peak_b, temp_a=temp_a, floor=floor,
+                    peak_a=peak_a, peak_b=peak_b, temp_a=temp_a, temp_b=temp_b, floor=floor,
                     flag=temp_a >= JACOBIAN_FLAG * floor and temp_a >= 2**20,
+                    above_hand=temp_a > 1.05 * temp_b + 2**16, hlo=hlo,
                 )
             )  # fmt: skip
             print(_row(rows[-1]), file=sys.stderr, flush=True)
@@ -239,20 +290,26 @@ def run(grid, *, min_reps, max_reps, budget_s, only=None):
 def _row(r):
     mb = 1 / 2**20
     if "skipped" in r:
-        return f"| {r['name']} | {r['n']} | {r['d']} | — | — | — | — | — | — | {r['n'] * r['d'] * 4 * mb:.3g} | — | {r['skipped']} |"
-    note = f"temp {r['temp_a'] / r['floor']:.0f}× floor" if r["flag"] else ""
+        return f"| {r['name']} | {r['n']} | {r['d']} | — | — | — | — | — | — | — | {r['n'] * r['d'] * 4 * mb:.3g} | — | — | {r['skipped']} |"
+    note = (
+        f"temp {r['temp_a'] / r['floor']:.0f}× floor (hand {r['temp_b'] / r['floor']:.0f}×)"
+        if r["flag"]
+        else ""
+    )
+    if r["above_hand"]:
+        note += f" temp above hand-written ({r['temp_a'] / 2**20:.3g} vs {r['temp_b'] / 2**20:.3g} MB)"
     return (
         f"| {r['name']} | {r['n']} | {r['d']} | {r['ms_a']:.3g} | {r['ms_b']:.3g} | {r['ratio']:.3f} "
         f"| [{r['lo']:.2f}, {r['hi']:.2f}] | {r['min_ratio']:.3f} | {r['peak_a'] * mb:.3g} | {r['peak_b'] * mb:.3g} "
-        f"| {r['floor'] * mb:.3g} | {r['reps']} | {note} |"
+        f"| {r['floor'] * mb:.3g} | {r['reps']} | {r['hlo']} | {note} |"
     )
 
 
 def table(rows):
     head = (
         "| transform | N | D | repgrad ms | hand ms | ratio | 95% CI | min ratio | peak MB repgrad "
-        "| peak MB hand | N·D floor MB | runs | note |\n"
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
+        "| peak MB hand | N·D floor MB | runs | HLO ops repgrad vs hand | note |\n"
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|"
     )
     return "\n".join([head] + [_row(r) for r in rows])
 
@@ -269,6 +326,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="a few tiny cells (smoke test)")
     parser.add_argument("--only", nargs="*", help="run only transforms whose name contains one of these")
+    parser.add_argument("--grid", nargs="*", help="cells as NxD, e.g. --grid 1000x10 100000x1000")
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "overhead.md"))
     args = parser.parse_args(argv)
     if args.small:
@@ -276,7 +334,9 @@ def main(argv=None):
         rows = run(grid, min_reps=5, max_reps=5, budget_s=0.0, only=args.only)
     else:
         grid = [(n, d) for n in (10, 1000, 100000) for d in (10, 1000)]
-        rows = run(grid, min_reps=21, max_reps=301, budget_s=2.0, only=args.only)
+        if args.grid:
+            grid = [tuple(int(v) for v in cell.split("x")) for cell in args.grid]
+        rows = run(grid, min_reps=21, max_reps=301, budget_s=3.0, only=args.only)
     text = (
         f"# repgrad overhead vs hand-written JAX\n\n{machine()}\n\n{table(rows)}\n\n"
         "ratio = median(repgrad) / median(hand), runs alternated; 95% CI by bootstrap over paired runs. "

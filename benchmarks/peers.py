@@ -21,8 +21,9 @@ vectorized particles, as Pyro users run it) and Pyro ``JitTrace_ELBO``.
 Columns: median wall time of one optimizer step after compilation (``jax.block_until_ready``
 for JAX; torch is synchronous on CPU), compile time (XLA ``lower().compile()``; the first
 eager step for Pyro), peak memory (JAX: XLA ``memory_analysis()`` of the compiled step,
-arguments + outputs + temporaries - aliased; Pyro: growth of the process's max RSS over the
-first steps, measured in a fresh subprocess), and the total variance (sum over coordinates)
+arguments + outputs + temporaries - aliased; Pyro: growth of the peak RSS (Linux VmHWM, reset
+through /proc/self/clear_refs) during three steps after three warm-up steps, above the RSS before
+them, in a fresh subprocess; the two methods are not identical, see RESULTS.md), and the total variance (sum over coordinates)
 of the gradient w.r.t. the posterior / encoder parameters at the initial parameters, over R
 independent keys, at the same sample count. Ratios are relative to repgrad (pathwise),
 measured in the same run.
@@ -164,21 +165,27 @@ def repgrad_losses(n):
     def vae_f(z, qp, dec, x):
         return vae_nlj(z, dec, x) + q(qp).log_prob(z)
 
+    def batch_f(z, qp, dec, x):  # z: (batch, latent), one joint sample for the whole batch
+        return jnp.sum(jax.vmap(vae_nlj, in_axes=(0, None, 0))(z, dec, x)) + jnp.sum(q(qp).log_prob(z))
+
     out = {}
     for name, opts in {"pathwise": {}, "score": {"baseline": "loo"}}.items():
         lr_e = rg.expectation(lr_f, q, estimator=name, num_samples=n, **opts)
         vae_e = rg.expectation(vae_f, q, estimator=name, num_samples=n, **opts)
+        batch_e = rg.expectation(batch_f, q, estimator=name, num_samples=n, **opts)
 
         def lr_loss(p, key, x, y, lr_e=lr_e):
             return lr_e(p, key, p, x, y)
 
-        def vae_loss(p, key, x, vae_e=vae_e):
+        def vae_loss(p, key, x, vae_e=vae_e, batch_e=batch_e, per_example=name == "score"):
             loc, log_scale = encode(p, x)
             qp = {"loc": loc, "log_scale": log_scale}
             dec = {k: p[k] for k in DEC}
+            if not per_example:  # one expectation over the batch posterior, as numpyro/Pyro do
+                return batch_e(qp, key, qp, dec, x)
+            # score function: one expectation per image, so each image's LOO baseline is its own
             keys = jax.random.split(key, x.shape[0])
-            per_example = jax.vmap(vae_e, in_axes=(0, 0, 0, None, 0))(qp, keys, qp, dec, x)
-            return jnp.sum(per_example)
+            return jnp.sum(jax.vmap(vae_e, in_axes=(0, 0, 0, None, 0))(qp, keys, qp, dec, x))
 
         out[name] = {"lr": lr_loss, "vae": vae_loss}
     return out
@@ -191,21 +198,21 @@ def run_jax_row(problem, loss, params, data, reps, var_reps, var_keys_filter):
 
     opt = optax.adam(LR)
 
-    def step(params, opt_state, key, *data):
-        value, grads = jax.value_and_grad(loss)(params, key, *data)
+    def step(state, *data):  # like numpyro's SVI.update: the key travels in the state
+        params, opt_state, key = state
+        key, sub = jax.random.split(key)
+        value, grads = jax.value_and_grad(loss)(params, sub, *data)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
+        return (optax.apply_updates(params, updates), opt_state, key), value
 
-    opt_state = opt.init(params)
-    key = jax.random.key(0)
+    state = (params, opt.init(params), jax.random.key(0))
     t0 = time.perf_counter()
-    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, key, *data).compile()
+    compiled = jax.jit(step).lower(state, *data).compile()
     compile_s = time.perf_counter() - t0
-    state = [params, opt_state]
-    state[0], state[1], _ = compiled(jax.tree.map(lambda a: a.copy(), params), opt_state, key, *data)
+    holder = [compiled(state, *data)[0]]
 
     def one(i):
-        state[0], state[1], v = compiled(state[0], state[1], jax.random.fold_in(key, i), *data)
+        holder[0], v = compiled(holder[0], *data)
         jax.block_until_ready(v)
 
     med = _timeit(one, reps)
@@ -324,7 +331,7 @@ def run_tfp_row(problem, n, params, data, reps, var_reps, var_keys_filter):
 
 
 PYRO_CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np, torch, pyro, pyro.distributions as dist
 from pyro.infer import SVI, Trace_ELBO, JitTrace_ELBO
 cfg = json.loads(sys.stdin.read())
@@ -369,10 +376,16 @@ Elbo = {"Trace_ELBO": Trace_ELBO, "JitTrace_ELBO": JitTrace_ELBO}[cfg["elbo"]]
 elbo = Elbo(num_particles=n, vectorize_particles=True, max_plate_nesting=1, ignore_jit_warnings=True)
 pyro.clear_param_store()
 svi = SVI(model, guide, pyro.optim.Adam({"lr": cfg["lr"]}), elbo)
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status_kib(field):
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith(field + ":"))
 t0 = time.perf_counter(); svi.step(*data); first = time.perf_counter() - t0
 for _ in range(2): svi.step(*data)
-rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/clear_refs", "w") as fh:  # resets VmHWM (peak RSS) to the current RSS
+    fh.write("5")
+rss0 = status_kib("VmRSS")
+for _ in range(3): svi.step(*data)
+rss1 = status_kib("VmHWM")
 times = []
 for _ in range(cfg["reps"]):
     t0 = time.perf_counter(); svi.step(*data); times.append(time.perf_counter() - t0)

@@ -37,6 +37,7 @@ from ._control_variates import optimal_baseline as optimal_baseline
 from ._delta import delta_method as delta_method
 from ._elbo_estimators import elbo as elbo
 from ._elbo_estimators import iwae_bound as iwae_bound
+from . import diagnostics as diagnostics
 # --- end issue 4
 # --- discrete estimators (issue 5): add imports below this line
 from . import _discrete_registry as _discrete_registry  # registers expectation(estimator=...) names
@@ -100,6 +101,7 @@ __all__ = [
     "elbo",
     "iwae_bound",
     "optimal_baseline",
+    "diagnostics",
     # --- end issue 4
     # --- issue 5 names below this line
     "arm_grad",

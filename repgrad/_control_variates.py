@@ -8,7 +8,8 @@ immutable NamedTuple passed in and returned, never mutated.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -184,7 +185,9 @@ def optimal_baseline(estimate: str = "loo") -> OptimalBaseline:
       (arXiv:1906.10652), §7.
     """
     if estimate not in ("loo", "fresh", "same"):
-        raise ValueError(f"estimate must be 'loo', 'fresh' or 'same', got {estimate!r}; 'loo' is unbiased and free.")
+        raise ValueError(
+            f"estimate must be 'loo', 'fresh' or 'same', got {estimate!r}; 'loo' is unbiased and free."
+        )
     return OptimalBaseline(estimate=estimate, name=f"optimal({estimate})")
 
 

@@ -52,7 +52,10 @@ def _optimal_leaf_grads(estimate, r, s_list, fresh=None):
         s2 = s * s
         if estimate == "fresh":
             r_f, s_f = fresh[0], fresh[1][j]
-            num, den = jnp.sum(_expand(r_f, s_f) * s_f * s_f, 0, keepdims=True), jnp.sum(s_f * s_f, 0, keepdims=True)
+            num, den = (
+                jnp.sum(_expand(r_f, s_f) * s_f * s_f, 0, keepdims=True),
+                jnp.sum(s_f * s_f, 0, keepdims=True),
+            )
         else:
             num, den = jnp.sum(rs * s2, 0, keepdims=True), jnp.sum(s2, 0, keepdims=True)
         num, den = jnp.broadcast_to(num, s.shape), jnp.broadcast_to(den, s.shape)
@@ -74,7 +77,9 @@ def _build_cv(cv, f_only, d, args):
     return h, expected
 
 
-def score_cv_surrogate(f, dist, *, num_samples, has_aux, baseline=None, control_variate=None, sample_sharding=None):
+def score_cv_surrogate(
+    f, dist, *, num_samples, has_aux, baseline=None, control_variate=None, sample_sharding=None
+):
     """Score-function surrogate with a control variate and/or the per-coordinate optimal baseline."""
     cv = _cv.resolve_control_variate(control_variate)
     optimal = _cv.is_optimal_baseline(baseline)
@@ -114,7 +119,7 @@ def score_cv_surrogate(f, dist, *, num_samples, has_aux, baseline=None, control_
                 v_b, _ = _core.eval_f(f, x_b, _sg(args), has_aux, num_samples)
                 fresh = (residuals(d, x_b, v_b, args)[0], elementwise_scores(d_sg, x_b))
             grads = _optimal_leaf_grads(opt.estimate, r, s_list, fresh)
-            term = _core.zero_with_grad(zip(jax.tree_util.tree_leaves(d), grads))
+            term = _core.zero_with_grad(zip(jax.tree_util.tree_leaves(d), grads, strict=True))
             new_state = state
         else:
             b, new_state = base.apply(r, state)

@@ -128,6 +128,16 @@ def _walk(jaxpr, multiplier, x_shapes, totals):
             inner = multiplier * int(eqn.params["length"])
         elif eqn.primitive.name == "while":
             totals["exact"] = False
+        elif eqn.primitive.name == "cond":  # one branch runs: count the costliest
+            branch_totals = []
+            for sub in _subjaxprs(eqn):
+                t = {"f": 0, "df": 0, "exact": totals["exact"]}
+                _walk(sub, inner, x_shapes, t)
+                branch_totals.append(t)
+            for name_ in ("f", "df"):
+                totals[name_] += max((t[name_] for t in branch_totals), default=0)
+            totals["exact"] = all(t["exact"] for t in branch_totals) and totals["exact"]
+            continue
         for sub in _subjaxprs(eqn):
             _walk(sub, inner, x_shapes, totals)
 

@@ -87,7 +87,7 @@ class Distribution:
     @classmethod
     def _tree_unflatten(cls, _, children):
         obj = object.__new__(cls)
-        for name, value in zip(cls._params, children):
+        for name, value in zip(cls._params, children, strict=True):
             object.__setattr__(obj, name, value)
         return obj
 
@@ -146,7 +146,7 @@ class Normal(Distribution):
     _params = ("loc", "scale")
 
     def __init__(self, loc, scale):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)))))
+        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)), strict=True)))
 
     def _sample(self, key, shape):
         eps = jax.random.normal(key, shape, self.loc.dtype)
@@ -240,7 +240,7 @@ class LogNormal(Distribution):
     _params = ("loc", "scale")
 
     def __init__(self, loc, scale):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)))))
+        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)), strict=True)))
 
     def _sample(self, key, shape):
         return jnp.exp(Normal(self.loc, self.scale)._sample(key, shape))
@@ -263,7 +263,7 @@ class Laplace(Distribution):
     _params = ("loc", "scale")
 
     def __init__(self, loc, scale):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)))))
+        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)), strict=True)))
 
     def _sample(self, key, shape):
         loc, scale = _to(shape, self.loc, self.scale)
@@ -286,7 +286,7 @@ class Logistic(Distribution):
     _params = ("loc", "scale")
 
     def __init__(self, loc, scale):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)))))
+        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)), strict=True)))
 
     def _sample(self, key, shape):
         loc, scale = _to(shape, self.loc, self.scale)
@@ -310,7 +310,7 @@ class Uniform(Distribution):
     _params = ("low", "high")
 
     def __init__(self, low, high):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(low, high)))))
+        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(low, high)), strict=True)))
 
     def _sample(self, key, shape):
         low, high = _to(shape, self.low, self.high)
@@ -362,7 +362,7 @@ class Gamma(Distribution):
     _params = ("concentration", "rate")
 
     def __init__(self, concentration, rate):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(concentration, rate)))))
+        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(concentration, rate)), strict=True)))
 
     def _sample(self, key, shape):
         conc, rate = _to(shape, self.concentration, self.rate)
@@ -385,7 +385,7 @@ class Beta(Distribution):
     _params = ("concentration1", "concentration0")
 
     def __init__(self, concentration1, concentration0):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(concentration1, concentration0)))))
+        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(concentration1, concentration0)), strict=True)))
 
     def _sample(self, key, shape):
         a, b = _to(shape, self.concentration1, self.concentration0)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from . import _core
 from . import _distributions as _d
-from ._mv_families import FAMILY_DECOMPOSITIONS, ScorePart
+from ._mv_families import FAMILY_DECOMPOSITIONS, EnumeratedPart, ScorePart
 
 _sg = jax.lax.stop_gradient
 
@@ -111,6 +111,9 @@ def _part_gradient(part, f, args, x, values):
         b = (jnp.sum(values) - values) / (n - 1) if n > 1 else jnp.zeros_like(values)
         w = (values - b).astype(scores.dtype)
         return jnp.mean(w.reshape(w.shape + (1,) * (scores.ndim - 1)) * scores, axis=0)
+    if isinstance(part, EnumeratedPart):
+        plus = jnp.mean(_side(f, args, x, values, part.alternatives), axis=0).astype(part.probs.dtype)
+        return part.probs * (plus - jnp.sum(part.probs * plus, axis=-1, keepdims=True))
     c, x_plus, x_minus = part
     plus, minus = _side(f, args, x, values, x_plus), _side(f, args, x, values, x_minus)
     if plus.ndim > minus.ndim:

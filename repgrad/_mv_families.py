@@ -17,9 +17,11 @@ Table 1), with densities w.r.t. the same base measure:
   chain rule dp/dℓ = p(1−p), so for the logits leaf c = p(1 − p). Deterministic sides.
 - Categorical (normalized logits ℓ = log p, the leaf): with p = softmax(u),
   ∂E[f]/∂u_k = p_k (f(k) − E[f]), i.e. for each category k, c = p_k, p⁺ = δ_k,
-  p⁻ = Categorical(p). The cotangent g_k = p_k(f(k) − E f) sums to zero, so pulling it
-  back through ``log_softmax`` returns it unchanged: it is the gradient w.r.t. the user's
-  logits (or, through log, probabilities). Coupled: x⁻ = the sample's own coordinate.
+  p⁻ = Categorical(p). Per coordinate i, given the other coordinates x₋ᵢ, f(x₋ᵢ, k) is
+  evaluated for every k, and E_{p⁻} is then the exact sum Σ_j p_j f(x₋ᵢ, j), so
+  ĝ_{ik} = p_ik (f(x₋ᵢ, k) − Σ_j p_ij f(x₋ᵢ, j)) (Rao-Blackwellized; ``coupled`` has no
+  effect). The cotangent sums to zero over k, so pulling it back through
+  ``log_softmax`` returns it unchanged: it is the gradient w.r.t. the user's logits.
 
 A decomposition returns ``{leaf_name: part}``, ``part`` either ``(c, x_plus, x_minus)``
 (``x_plus``/``x_minus`` arrays of the samples' shape, or of that shape plus a trailing
@@ -29,13 +31,26 @@ reuse x), or a ``ScorePart``.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.scipy import special
 
 from . import _distributions as _d
+
+
+class EnumeratedPart(NamedTuple):
+    """A categorical leaf: ĝ_k = p_k (f(x₋ᵢ, k) − Σ_j p_j f(x₋ᵢ, j)) from all K replacements.
+
+    p⁻ = Categorical(p) has its expectation computed exactly from the K evaluations
+    already made for the p⁺ = δ_k sides, so there is no p⁻ draw and ``coupled`` has no
+    effect (a sampled p⁻ would cancel anyway in the pull-back through log_softmax).
+    """
+
+    probs: jax.Array  # (*S, K)
+    alternatives: jax.Array  # (N, *S, K) int32: every category
 
 
 class ScorePart(NamedTuple):
@@ -66,7 +81,10 @@ def _gamma(d, key, shape, coupled):
         a, b = jnp.broadcast_to(d.concentration, x.shape), jnp.broadcast_to(d.rate, x.shape)
         return jnp.log(b * x) - special.digamma(a)
 
-    return {"concentration": ScorePart(scores), "rate": _gamma_rate(d.concentration, d.rate, key, shape, coupled)}
+    return {
+        "concentration": ScorePart(scores),
+        "rate": _gamma_rate(d.concentration, d.rate, key, shape, coupled),
+    }
 
 
 def _exponential(d, key, shape, coupled):
@@ -92,13 +110,9 @@ def _bernoulli(d, key, shape, coupled):
 
 def _categorical(d, key, shape, coupled):
     num = d.num_categories
-    c = d.probs  # (*S, K)
-    x_plus = jnp.broadcast_to(jnp.arange(num, dtype=jnp.int32), shape + (num,))
-    if coupled:
-        return {"logits": (c, x_plus, _same)}
-    logits = jnp.broadcast_to(d.logits, shape + (num,))
-    x_minus = jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
-    return {"logits": (c, x_plus, x_minus)}
+    return {
+        "logits": EnumeratedPart(d.probs, jnp.broadcast_to(jnp.arange(num, dtype=jnp.int32), shape + (num,)))
+    }
 
 
 FAMILY_DECOMPOSITIONS = {

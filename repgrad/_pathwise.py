@@ -10,7 +10,11 @@ from . import _core, _cv_surrogates
 def _pathwise_surrogate(f, dist, *, num_samples, has_aux, control_variate=None, sample_sharding=None):
     if control_variate is not None:
         return _cv_surrogates.pathwise_cv_surrogate(
-            f, dist, num_samples=num_samples, has_aux=has_aux, control_variate=control_variate,
+            f,
+            dist,
+            num_samples=num_samples,
+            has_aux=has_aux,
+            control_variate=control_variate,
             sample_sharding=sample_sharding,
         )
 
@@ -80,7 +84,11 @@ def pathwise_value_and_grad(
     num_samples = _core.check_num_samples(num_samples)
     has_aux = _core.check_has_aux(has_aux)
     surrogate = _pathwise_surrogate(
-        f, dist, num_samples=num_samples, has_aux=has_aux, control_variate=control_variate,
+        f,
+        dist,
+        num_samples=num_samples,
+        has_aux=has_aux,
+        control_variate=control_variate,
         sample_sharding=sample_sharding,
     )
     return _core.make_value_and_grad(surrogate, f, has_aux)
@@ -108,7 +116,11 @@ def pathwise_grad(
       Kingma & Welling 2014; Figurnov et al. 2018; Mohamed et al. 2020 (arXiv:1906.10652).
     """
     vg = pathwise_value_and_grad(
-        f, dist, num_samples=num_samples, has_aux=has_aux, control_variate=control_variate,
+        f,
+        dist,
+        num_samples=num_samples,
+        has_aux=has_aux,
+        control_variate=control_variate,
         sample_sharding=sample_sharding,
     )
     return _core.make_grad(vg, f, has_aux)

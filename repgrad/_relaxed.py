@@ -27,7 +27,7 @@ def relaxed_sample(d, key, num_samples: int, temperature, straight_through: bool
         soft = jax.nn.softmax(z / tau, axis=-1)
         hard = jax.nn.one_hot(jnp.argmax(z, axis=-1), logits.shape[-1], dtype=logits.dtype)
     if straight_through:
-        return hard + soft - _sg(soft)  # hard forward, soft backward
+        return hard + (soft - _sg(soft))  # hard forward (exactly), soft backward
     return soft
 
 

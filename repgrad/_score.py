@@ -15,8 +15,13 @@ def _score_surrogate(
 ):
     if control_variate is not None or _control_variates.is_optimal_baseline(baseline):
         return _cv_surrogates.score_cv_surrogate(
-            f, dist, num_samples=num_samples, has_aux=has_aux, baseline=baseline,
-            control_variate=control_variate, sample_sharding=sample_sharding,
+            f,
+            dist,
+            num_samples=num_samples,
+            has_aux=has_aux,
+            baseline=baseline,
+            control_variate=control_variate,
+            sample_sharding=sample_sharding,
         )
     baseline = _control_variates.resolve_baseline(baseline)
     _core.check_num_samples(num_samples, baseline.min_samples, f" for the {baseline.name} baseline")
@@ -38,7 +43,13 @@ def _score_surrogate(
 
 
 def score_value_and_grad(
-    f, dist, *, num_samples: int = 1, has_aux: bool = False, baseline=None, control_variate=None,
+    f,
+    dist,
+    *,
+    num_samples: int = 1,
+    has_aux: bool = False,
+    baseline=None,
+    control_variate=None,
     sample_sharding=None,
 ):
     r"""Monte Carlo value and score-function gradient of E_{p_θ}[f].
@@ -92,14 +103,25 @@ def score_value_and_grad(
     num_samples = _core.check_num_samples(num_samples)
     has_aux = _core.check_has_aux(has_aux)
     surrogate = _score_surrogate(
-        f, dist, num_samples=num_samples, has_aux=has_aux, baseline=baseline,
-        control_variate=control_variate, sample_sharding=sample_sharding,
+        f,
+        dist,
+        num_samples=num_samples,
+        has_aux=has_aux,
+        baseline=baseline,
+        control_variate=control_variate,
+        sample_sharding=sample_sharding,
     )
     return _core.make_value_and_grad(surrogate, f, has_aux)
 
 
 def score_grad(
-    f, dist, *, num_samples: int = 1, has_aux: bool = False, baseline=None, control_variate=None,
+    f,
+    dist,
+    *,
+    num_samples: int = 1,
+    has_aux: bool = False,
+    baseline=None,
+    control_variate=None,
     sample_sharding=None,
 ):
     r"""Score-function (REINFORCE) gradient of E_{p_θ}[f]; see ``score_value_and_grad``.
@@ -122,7 +144,12 @@ def score_grad(
       Williams 1992; Kool et al. 2019 (RLOO); Mohamed et al. 2020 (arXiv:1906.10652), §4.
     """
     vg = score_value_and_grad(
-        f, dist, num_samples=num_samples, has_aux=has_aux, baseline=baseline,
-        control_variate=control_variate, sample_sharding=sample_sharding,
+        f,
+        dist,
+        num_samples=num_samples,
+        has_aux=has_aux,
+        baseline=baseline,
+        control_variate=control_variate,
+        sample_sharding=sample_sharding,
     )
     return _core.make_grad(vg, f, has_aux)

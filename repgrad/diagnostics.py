@@ -360,18 +360,16 @@ def compare_estimators(
     transforms, counters, notes = {}, {}, []
     for spec in estimators:
         label, name, options = parse_estimator(spec)
-        grad_fn = _grad_from_expectation(fx, dist, name, options, num_samples)
-        count_fn = _grad_from_expectation(fx_counted, dist, name, options, num_samples)
         try:
-            counters[label] = count_fn
+            grad_fn = _grad_from_expectation(fx, dist, name, options, num_samples)
             jax.eval_shape(grad_fn, params, key)  # trace-time checks, nothing runs
         except (TypeError, ValueError) as e:
             if not skip_unsupported:
                 raise
             notes.append(f"skipped {label}: {str(e).splitlines()[0][:120]}")
-            counters.pop(label)
             continue
         transforms[label] = grad_fn
+        counters[label] = _grad_from_expectation(fx_counted, dist, name, options, num_samples)
     if not transforms:
         raise ValueError(f"No estimator in {list(estimators)} supports this problem: " + "; ".join(notes))
     table = compare(

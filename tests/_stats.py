@@ -73,7 +73,7 @@ def assert_unbiased(samples, exact, n_se: float = 5.0, *, atol: float = 0.0, nam
     """
     s_leaves, treedef = jax.tree_util.tree_flatten(samples)
     e_leaves = treedef.flatten_up_to(exact)
-    for j, (s, e) in enumerate(zip(s_leaves, e_leaves)):
+    for j, (s, e) in enumerate(zip(s_leaves, e_leaves, strict=True)):
         m, se = mean_and_se(s)
         e = np.asarray(e, np.float64)
         label = name if len(s_leaves) == 1 else f"{name}[leaf {j}]"
@@ -89,11 +89,18 @@ def assert_agree(samples_a, samples_b, n_se: float = 5.0, *, atol: float = 0.0, 
     """
     a_leaves, treedef = jax.tree_util.tree_flatten(samples_a)
     b_leaves = treedef.flatten_up_to(samples_b)
-    for j, (a, b) in enumerate(zip(a_leaves, b_leaves)):
+    for j, (a, b) in enumerate(zip(a_leaves, b_leaves, strict=True)):
         ma, sa = mean_and_se(a)
         mb, sb = mean_and_se(b)
         label = name if len(a_leaves) == 1 else f"{name}[leaf {j}]"
-        _check(ma - mb, np.sqrt(sa**2 + sb**2), n_se, label, lambda i, ma=ma, mb=mb: f"a={ma[i]:.6g} b={mb[i]:.6g}", atol)
+        _check(
+            ma - mb,
+            np.sqrt(sa**2 + sb**2),
+            n_se,
+            label,
+            lambda i, ma=ma, mb=mb: f"a={ma[i]:.6g} b={mb[i]:.6g}",
+            atol,
+        )
 
 
 # ------------------------------------------------------------------ shared test problems

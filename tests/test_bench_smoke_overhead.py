@@ -31,6 +31,7 @@ def test_overhead_small(tmp_path, capsys):
         assert r["ms_a"] > 0 and r["ms_b"] > 0 and math.isfinite(r["ratio"])
         assert r["peak_a"] > 0 and r["peak_b"] > 0
         assert not r["flag"], f"{r['name']}: temporaries far above the N·D floor"
+        assert not r["above_hand"], f"{r['name']}: more temporary memory than hand-written"
     text = out.read_text()
     assert "| transform | N | D | repgrad ms | hand ms | ratio |" in text
     assert "jax " in text  # machine line

@@ -95,11 +95,9 @@ def _fit(estimator, steps=300, **opts):
     dist = lambda p: rg.Normal(p["loc"], jnp.exp(p["log_scale"]))
     loss = rg.expectation(f, dist, estimator=estimator, num_samples=16, **opts)
     stateful = loss.init_state is not None
-    objective = lambda p, key, s: (
-        loss(p, key, baseline_state=s) if stateful else (loss(p, key), None)
-    )
-    objective_with_entropy = lambda p, key, s: (
-        (lambda out: (out[0] - jnp.sum(p["log_scale"]), out[1]))(objective(p, key, s))
+    objective = lambda p, key, s: loss(p, key, baseline_state=s) if stateful else (loss(p, key), None)
+    objective_with_entropy = lambda p, key, s: (lambda out: (out[0] - jnp.sum(p["log_scale"]), out[1]))(
+        objective(p, key, s)
     )
     opt = optax.adam(optax.cosine_decay_schedule(0.1, steps))  # decaying steps: little end jitter
     params = {"loc": jnp.zeros(2), "log_scale": jnp.zeros(2)}
@@ -112,7 +110,9 @@ def _fit(estimator, steps=300, **opts):
         return (optax.apply_updates(p, updates), opt_state, s), None
 
     init = (params, opt.init(params), loss.init_state() if stateful else None)
-    (params, _, state), _ = jax.jit(lambda c, ks: jax.lax.scan(step, c, ks))(init, jax.random.split(KEY, steps))
+    (params, _, state), _ = jax.jit(lambda c, ks: jax.lax.scan(step, c, ks))(
+        init, jax.random.split(KEY, steps)
+    )
     return params, state
 
 

@@ -87,7 +87,9 @@ def test_non_scalar_f(transform):
 
 def test_integer_f():
     with pytest.raises(TypeError, match="astype"):
-        rg.score_grad(lambda x: jnp.sum(x), lambda p: rg.Categorical(logits=p), num_samples=4)(jnp.zeros(3), KEY)
+        rg.score_grad(lambda x: jnp.sum(x), lambda p: rg.Categorical(logits=p), num_samples=4)(
+            jnp.zeros(3), KEY
+        )
 
 
 @pytest.mark.parametrize(
@@ -156,7 +158,9 @@ def test_unknown_baseline_and_estimator():
 
 def test_measure_valued_unsupported_family():
     with pytest.raises(TypeError, match="pathwise_grad or repgrad.score_grad"):
-        rg.measure_valued_grad(lambda x: jnp.sum(x), lambda p: rg.Gamma(p, 1.0), num_samples=4)(jnp.ones(2), KEY)
+        rg.measure_valued_grad(lambda x: jnp.sum(x), lambda p: rg.Gamma(p, 1.0), num_samples=4)(
+            jnp.ones(2), KEY
+        )
 
 
 def test_distribution_constructor_errors():

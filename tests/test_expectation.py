@@ -35,7 +35,7 @@ def closed_cos(mu, sigma, w):
 
 PARAMS = {"loc": jnp.asarray(MU, jnp.float32), "scale": jnp.asarray(SIGMA, jnp.float32)}
 WF = jnp.asarray(W, jnp.float32)
-EXACT = dict(zip(("loc", "scale", "w"), exact_grad(closed_cos, MU, SIGMA, W)))
+EXACT = dict(zip(("loc", "scale", "w"), exact_grad(closed_cos, MU, SIGMA, W), strict=True))
 OPTIONS = {
     "pathwise": {},
     "score": {"baseline": "loo"},
@@ -106,8 +106,12 @@ def test_aliases_and_registry():
 
 def test_stateful_baseline_and_aux_outputs():
     loss = rg.expectation(
-        lambda x: (jnp.sum(x * x), x[0]), normal, estimator="score", num_samples=4,
-        has_aux=True, baseline="moving_average",
+        lambda x: (jnp.sum(x * x), x[0]),
+        normal,
+        estimator="score",
+        num_samples=4,
+        has_aux=True,
+        baseline="moving_average",
     )
     state = loss.init_state()
     (g, (aux, new_state)) = jax.grad(loss, has_aux=True)(PARAMS, jax.random.key(0), baseline_state=state)

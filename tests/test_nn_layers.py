@@ -41,9 +41,9 @@ def _explicit_per_example(params, x, key):
 
 
 def _exact_moments(params, x):
-    mean = np.asarray(x @ params.kernel_loc + params.bias_loc)
-    var = np.asarray(jnp.square(x) @ jnp.square(params.kernel_scale) + jnp.square(params.bias_scale))
-    return mean, var
+    x, mu, s, mu_b, s_b = (np.asarray(a, np.float64) for a in (x, params.kernel_loc, params.kernel_scale,
+                                                               params.bias_loc, params.bias_scale))
+    return x @ mu + mu_b, x**2 @ s**2 + s_b**2
 
 
 # ------------------------------------------------------------------------------ signs
@@ -118,14 +118,17 @@ def test_conv_flipout_moments_and_spatial_correlation():
     positions of one example covary exactly as under one per-example kernel sample."""
     p = nn.init_conv2d(jax.random.key(2), 2, 2, 3, init_scale=0.5)
     x = jax.random.normal(jax.random.key(3), (2, 4, 4, 2))
-    conv = lambda k, b, xx: jax.lax.conv_general_dilated(xx, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+    def conv(k, b, xx):
+        y = jax.lax.conv_general_dilated(xx, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y + jnp.broadcast_to(b, y.shape)
+
     mean = np.asarray(conv(p.kernel_loc, p.bias_loc, x))
     var = np.asarray(conv(jnp.square(p.kernel_scale), jnp.square(p.bias_scale), jnp.square(x)))
     # covariance of positions (1,1) and (1,2): weights shared, inputs shifted by one column
     s2 = np.asarray(jnp.square(p.kernel_scale))  # (2, 2, 2, 3)
     xp = np.pad(np.asarray(x), ((0, 0), (0, 1), (0, 1), (0, 0)))  # SAME padding for a 2x2 kernel
     patch = lambda i, j: xp[:, i : i + 2, j : j + 2, :]  # (B, 2, 2, C)
-    cov = np.einsum("bhwc,bhwc,hwco->bo", patch(1, 1), patch(1, 2), s2) + s2[0, 0, 0] * 0 + np.asarray(
+    cov = np.einsum("bhwc,bhwc,hwco->bo", patch(1, 1), patch(1, 2), s2) + np.asarray(
         jnp.square(p.bias_scale)
     )
 
@@ -146,8 +149,9 @@ def test_generic_flipout_on_a_custom_linear_layer():
     loc = {"a": jnp.ones((3, 2)), "b": -0.5 * jnp.ones((3, 2)), "c": jnp.asarray([0.1, -0.2])}
     scale = {"a": jnp.full((3, 2), 0.4), "b": jnp.full((3, 2), 0.3), "c": jnp.asarray([0.2, 0.1])}
     y = replicate(lambda k: layer(loc, scale, X, k), jax.random.key(40), R)
-    mean = np.asarray(X @ (loc["a"] + loc["b"]) + loc["c"])
-    var = np.asarray(jnp.square(X) @ (scale["a"] ** 2 + scale["b"] ** 2) + scale["c"] ** 2)
+    x = np.asarray(X, np.float64)
+    mean = x @ np.asarray(loc["a"] + loc["b"]) + np.asarray(loc["c"])
+    var = x**2 @ np.asarray(scale["a"] ** 2 + scale["b"] ** 2) + np.asarray(scale["c"] ** 2)
     assert_unbiased(y, mean, name="mean")
     assert_unbiased((y - mean) ** 2, var, name="variance")
     assert layer(loc, scale, X[0], jax.random.key(0)).shape == (2,)

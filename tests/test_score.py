@@ -126,7 +126,9 @@ def test_bernoulli_by_enumeration():
 def test_bernoulli_probs_parameterization():
     # Gradient w.r.t. probs: E[b] = p, so ∂/∂p E[Σ c·b] = c.
     c = jnp.array([1.0, -2.0, 0.5])
-    fn = rg.score_grad(lambda b: jnp.sum(c * b), lambda p: rg.Bernoulli(probs=p), num_samples=N, baseline="loo")
+    fn = rg.score_grad(
+        lambda b: jnp.sum(c * b), lambda p: rg.Bernoulli(probs=p), num_samples=N, baseline="loo"
+    )
     g = replicate(lambda k: fn(jnp.array([0.2, 0.5, 0.7]), k), jax.random.key(17), R)
     assert_unbiased(g, np.asarray(c), name="bernoulli(probs) score")
 

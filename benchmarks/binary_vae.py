@@ -1,0 +1,338 @@
+"""Binary VAE on binarized scikit-learn digits: discrete gradient estimators side by side.
+
+A VAE with 200 Bernoulli latents (linear, or two hidden layers of 200 leaky-ReLU
+units in encoder and decoder) is trained with optax Adam by maximising the ELBO
+
+    ELBO(x) = E_{q(b|x)}[log p(x|b) + log p(b)] + H(q(·|x)),
+
+the entropy term being analytic and the expectation estimated, per data point, with
+one of: REINFORCE with a leave-one-out baseline (2 samples), ARM, DisARM (1 pair =
+2 evaluations), REBAR, RELAX (1 sample + learned control variate), Gumbel-softmax and
+straight-through Gumbel-softmax (τ = 0.5 fixed, 2 samples). The encoder logits of a
+minibatch come from ``encoder(params, x)``; each data point's expectation is an
+``rg.expectation`` surrogate of its own logits, vmapped over the batch, so
+``jax.grad`` reaches the encoder through the logits.
+
+Recorded: the training ELBO (whole training set, hard samples, fixed key) during
+training, the variance of the encoder gradient on a fixed minibatch (mean over encoder
+parameters of the variance across 16 keys), and the time per training step (median
+over timed chunks, after compilation). Far fewer steps than the papers (their runs
+are 10⁶ steps on MNIST); ``--small`` runs a seconds-long smoke version.
+
+Usage: ``python benchmarks/binary_vae.py [--small] [--steps N] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import repgrad as rg
+
+ESTIMATORS = ("reinforce_loo", "arm", "disarm", "rebar", "relax", "gumbel_softmax", "st_gumbel_softmax")
+ARCHS = ("linear", "nonlinear")
+N_LATENT = 200
+HIDDEN = 200
+TEMPERATURE = 0.5
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def load_digits(seed: int = 0):
+    """sklearn's 8×8 digits, binarized at half intensity, split 1500 / 297."""
+    from sklearn.datasets import load_digits as _load
+
+    x = (_load().data > 8.0).astype(np.float32)
+    perm = np.random.default_rng(seed).permutation(len(x))
+    return jnp.asarray(x[perm[:1500]]), jnp.asarray(x[perm[1500:]])
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def _dense(key, n_in, n_out):
+    return {"w": jax.random.normal(key, (n_in, n_out)) * (1.0 / math.sqrt(n_in)), "b": jnp.zeros(n_out)}
+
+
+def _mlp(params, h):
+    for i, layer in enumerate(params):
+        h = h @ layer["w"] + layer["b"]
+        if i < len(params) - 1:
+            h = jax.nn.leaky_relu(h, 0.3)
+    return h
+
+
+def init_model(key, arch: str, x_train, n_latent: int = N_LATENT):
+    d = x_train.shape[1]
+    sizes_enc = [d, n_latent] if arch == "linear" else [d, HIDDEN, HIDDEN, n_latent]
+    sizes_dec = [n_latent, d] if arch == "linear" else [n_latent, HIDDEN, HIDDEN, d]
+    k1, k2 = jax.random.split(key)
+    enc = [_dense(k, a, b) for k, a, b in zip(jax.random.split(k1, len(sizes_enc) - 1), sizes_enc[:-1], sizes_enc[1:])]
+    dec = [_dense(k, a, b) for k, a, b in zip(jax.random.split(k2, len(sizes_dec) - 1), sizes_dec[:-1], sizes_dec[1:])]
+    mean = jnp.clip(jnp.mean(x_train, axis=0), 0.01, 0.99)
+    dec[-1]["b"] = jnp.log(mean) - jnp.log1p(-mean)  # start the decoder at the data mean
+    return {"enc": enc, "dec": {"net": dec, "prior": jnp.zeros(n_latent)}}
+
+
+def log_joint(b, dec, x):
+    """log p(x | b) + log p(b) for one data point; b may be relaxed (in (0, 1))."""
+    logits = _mlp(dec["net"], b)
+    log_px = jnp.sum(x * logits - jax.nn.softplus(logits))
+    log_pb = jnp.sum(b * dec["prior"] - jax.nn.softplus(dec["prior"]))
+    return log_px + log_pb
+
+
+def entropy(logits):
+    return jnp.sum(jax.nn.softplus(logits) - jax.nn.sigmoid(logits) * logits, axis=-1)
+
+
+def _bern(logits):
+    return rg.Bernoulli(logits=logits)
+
+
+def _relax_control_net(key, n_latent, d, hidden=50):
+    k1, k2 = jax.random.split(key)
+    return {"r": [_dense(k1, n_latent + d, hidden), _dense(k2, hidden, 1)], "eta": jnp.float32(1.0), "log_t": jnp.float32(math.log(TEMPERATURE))}
+
+
+def relax_control(z, psi, dec, x):
+    """c_ψ(z) = η log_joint(σ(z/λ)) + r_ψ(σ(z), x) (the RELAX paper's discrete form)."""
+    relaxed = jax.nn.sigmoid(z / jnp.exp(psi["log_t"]))
+    r = _mlp(psi["r"], jnp.concatenate([jax.nn.sigmoid(z), x]))[0]
+    return psi["eta"] * log_joint(relaxed, dec, x) + r
+
+
+# ------------------------------------------------------------------------- objectives
+
+
+def make_loss(name: str):
+    """``loss(params, psi, key, x_batch) -> (−ELBO estimate, psi_grads or None)``."""
+    if name == "reinforce_loo":
+        exp = rg.expectation(log_joint, _bern, estimator="score", num_samples=2, baseline="loo")
+    elif name in ("arm", "disarm"):
+        exp = rg.expectation(log_joint, _bern, estimator=name, num_samples=1)
+    elif name == "rebar":
+        exp = rg.expectation(log_joint, _bern, estimator="rebar", num_samples=1, temperature=TEMPERATURE)
+    elif name == "relax":
+        exp = rg.expectation(log_joint, _bern, estimator="relax", num_samples=1, control=relax_control)
+    elif name == "gumbel_softmax":
+        exp = rg.expectation(log_joint, _bern, estimator="gumbel_softmax", num_samples=2, temperature=TEMPERATURE)
+    elif name == "st_gumbel_softmax":
+        exp = rg.expectation(log_joint, _bern, estimator="straight_through", num_samples=2, temperature=TEMPERATURE)
+    else:
+        raise ValueError(f"unknown estimator {name!r}; choose from {ESTIMATORS}")
+    stateful = exp.init_state is not None
+
+    def loss(params, psi, key, x):
+        logits = _mlp(params["enc"], x)
+        keys = jax.random.split(key, x.shape[0])
+        if stateful:
+            per, psi_g = jax.vmap(lambda l, k, xi: exp(l, k, params["dec"], xi, baseline_state=psi))(logits, keys, x)
+            psi_g = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), psi_g)
+        else:
+            per, psi_g = jax.vmap(lambda l, k, xi: exp(l, k, params["dec"], xi))(logits, keys, x), None
+        return -(jnp.mean(per) + jnp.mean(entropy(logits))), psi_g
+
+    return loss, stateful
+
+
+def init_psi(name, key, x_train):
+    if name == "rebar":
+        return {"eta": jnp.float32(1.0), "log_temperature": jnp.float32(math.log(TEMPERATURE))}
+    if name == "relax":
+        return _relax_control_net(key, N_LATENT, x_train.shape[1])
+    return None
+
+
+def true_elbo(params, key, x):
+    """Mean ELBO with hard samples (1 per data point): comparable across estimators."""
+    logits = _mlp(params["enc"], x)
+    b = rg.Bernoulli(logits=logits).sample(key)
+    return jnp.mean(jax.vmap(log_joint, in_axes=(0, None, 0))(b, params["dec"], x) + entropy(logits))
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def train(name, arch, x_train, *, steps, chunk, batch, lr=1e-3, psi_lr=1e-3, seed=0, var_keys=16):
+    key = jax.random.key(seed)
+    k_init, k_psi, k_train, k_eval, k_var = jax.random.split(key, 5)
+    params = init_model(k_init, arch, x_train)
+    psi = init_psi(name, k_psi, x_train)
+    loss, stateful = make_loss(name)
+    opt, opt_psi = optax.adam(lr), optax.adam(psi_lr)
+    opt_state = opt.init(params)
+    psi_state = opt_psi.init(psi) if stateful else None
+    n = x_train.shape[0]
+
+    def step(carry, key):
+        params, opt_state, psi, psi_state = carry
+        k_batch, k_est = jax.random.split(key)
+        idx = jax.random.choice(k_batch, n, (batch,), replace=False)
+        (value, psi_g), g = jax.value_and_grad(loss, has_aux=True)(params, psi, k_est, x_train[idx])
+        updates, opt_state = opt.update(g, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        if stateful:
+            u, psi_state = opt_psi.update(psi_g, psi_state, psi)
+            psi = optax.apply_updates(psi, u)
+        return (params, opt_state, psi, psi_state), value
+
+    @jax.jit
+    def run_chunk(carry, key):
+        return jax.lax.scan(step, carry, jax.random.split(key, chunk))
+
+    x_var = x_train[:batch]
+
+    @jax.jit
+    def enc_grad_variance(params, psi, key):
+        def g_enc(k):
+            return jax.grad(lambda p: loss(p, psi, k, x_var)[0])(params)["enc"]
+
+        gs = jax.vmap(g_enc)(jax.random.split(key, var_keys))
+        leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda g: jnp.var(g, axis=0), gs))
+        return sum(jnp.sum(v) for v in leaves) / sum(v.size for v in leaves)
+
+    elbo_fn = jax.jit(true_elbo)
+    carry = (params, opt_state, psi, psi_state)
+    hist = {"step": [], "elbo": [], "grad_var": []}
+    chunk_times = []
+    t0 = time.perf_counter()
+    for i in range(steps // chunk + 1):
+        p = carry[0]
+        hist["step"].append(i * chunk)
+        hist["elbo"].append(float(elbo_fn(p, k_eval, x_train)))
+        hist["grad_var"].append(float(enc_grad_variance(p, carry[2], jax.random.fold_in(k_var, i))))
+        if i == steps // chunk:
+            break
+        start = time.perf_counter()
+        carry, _ = run_chunk(carry, jax.random.fold_in(k_train, i))
+        jax.block_until_ready(carry)
+        if i > 0:  # chunk 0 includes compilation
+            chunk_times.append((time.perf_counter() - start) / chunk)
+    total = time.perf_counter() - t0
+    if not chunk_times:  # one chunk only: time one more, compiled
+        start = time.perf_counter()
+        jax.block_until_ready(run_chunk(carry, jax.random.fold_in(k_train, 10**6)))
+        chunk_times.append((time.perf_counter() - start) / chunk)
+    hist["time_per_step_ms"] = 1e3 * float(np.median(chunk_times))
+    hist["wall_s"] = total
+    return hist
+
+
+# ---------------------------------------------------------------------------- reporting
+
+
+def plot(results, prefix):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    archs = sorted({a for a, _ in results})
+    names = [n for n in ESTIMATORS if any(k[1] == n for k in results)]
+    paths = []
+    for metric, ylabel, log in (("elbo", "training ELBO (nats)", False), ("grad_var", "encoder gradient variance", True)):
+        fig, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 4), squeeze=False)
+        for ax, arch in zip(axes[0], archs):
+            for name in names:
+                h = results.get((arch, name))
+                if h:
+                    ax.plot(h["step"], h[metric], label=name)
+            ax.set_title(f"{arch} binary VAE, {N_LATENT} latents")
+            ax.set_xlabel("training step")
+            ax.set_ylabel(ylabel)
+            if log:
+                ax.set_yscale("log")
+        axes[0][-1].legend(fontsize=8)
+        fig.tight_layout()
+        path = f"{prefix}_{metric}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    fig, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 3.5), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        t = [results[(arch, n)]["time_per_step_ms"] for n in names if (arch, n) in results]
+        ax.barh([n for n in names if (arch, n) in results], t)
+        ax.set_xlabel("ms per training step (median)")
+        ax.set_title(arch)
+    fig.tight_layout()
+    path = f"{prefix}_time.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+    return paths
+
+
+def table(results, baseline="reinforce_loo"):
+    lines = [
+        "| arch | estimator | final train ELBO | enc. grad variance (median over training) | ms/step | × " + baseline + " time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arch in sorted({a for a, _ in results}):
+        base = results.get((arch, baseline), {}).get("time_per_step_ms")
+        for name in ESTIMATORS:
+            h = results.get((arch, name))
+            if not h:
+                continue
+            ratio = f"{h['time_per_step_ms'] / base:.2f}" if base else "–"
+            lines.append(
+                f"| {arch} | {name} | {h['elbo'][-1]:.2f} | {np.median(h['grad_var']):.3g} | "
+                f"{h['time_per_step_ms']:.2f} | {ratio} |"
+            )
+    return "\n".join(lines)
+
+
+def settings(small: bool):
+    if small:
+        return {"steps": 4, "chunk": 2, "batch": 16, "archs": ("linear",)}
+    return {"steps": 3000, "chunk": 250, "batch": 50, "archs": ARCHS}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="seconds-long smoke run")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--estimators", default=",".join(ESTIMATORS))
+    parser.add_argument("--archs", default=None)
+    parser.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
+    args = parser.parse_args(argv)
+    cfg = settings(args.small or os.environ.get("REPGRAD_SMALL") == "1")
+    if args.steps:
+        cfg["steps"] = args.steps
+    archs = tuple(args.archs.split(",")) if args.archs else cfg["archs"]
+    x_train, _ = load_digits()
+    results = {}
+    for arch in archs:
+        for name in args.estimators.split(","):
+            h = train(name, arch, x_train, steps=cfg["steps"], chunk=cfg["chunk"], batch=cfg["batch"])
+            results[(arch, name)] = h
+            print(f"{arch:9s} {name:18s} ELBO {h['elbo'][-1]:9.3f}  var {np.median(h['grad_var']):9.3g}  "
+                  f"{h['time_per_step_ms']:7.2f} ms/step  ({h['wall_s']:.0f}s)", flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    prefix = os.path.join(args.out, "binary_vae")
+    paths = plot(results, prefix)
+    meta = {
+        "date": datetime.date.today().isoformat(), "machine": platform.platform(), "cpus": os.cpu_count(),
+        "jax": jax.__version__, "python": sys.version.split()[0], **{k: v for k, v in cfg.items() if k != "archs"},
+    }
+    with open(prefix + "_results.json", "w") as fh:
+        json.dump({"meta": meta, "results": {f"{a}/{n}": h for (a, n), h in results.items()}}, fh, indent=1)
+    print(table(results))
+    print("figures:", ", ".join(paths))
+    return results
+
+
+if __name__ == "__main__":
+    main()
