@@ -22,8 +22,8 @@ Columns: median wall time of one optimizer step after compilation (``jax.block_u
 for JAX; torch is synchronous on CPU), compile time (XLA ``lower().compile()``; the first
 eager step for Pyro), peak memory (JAX: XLA ``memory_analysis()`` of the compiled step,
 arguments + outputs + temporaries - aliased; Pyro: growth of the peak RSS (Linux VmHWM, reset
-through /proc/self/clear_refs) during three steps after three warm-up steps, above the RSS before
-them, in a fresh subprocess; the two methods are not identical, see RESULTS.md), and the total variance (sum over coordinates)
+through /proc/self/clear_refs) over the first three steps, above the RSS before them, in a fresh
+subprocess, and in brackets the same over three later steps; the two methods are not identical, see RESULTS.md), and the total variance (sum over coordinates)
 of the gradient w.r.t. the posterior / encoder parameters at the initial parameters, over R
 independent keys, at the same sample count. Ratios are relative to repgrad (pathwise),
 measured in the same run.
@@ -379,13 +379,17 @@ svi = SVI(model, guide, pyro.optim.Adam({"lr": cfg["lr"]}), elbo)
 def status_kib(field):
     with open("/proc/self/status") as fh:
         return next(int(l.split()[1]) for l in fh if l.startswith(field + ":"))
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as fh:  # resets VmHWM (peak RSS) to the current RSS
+        fh.write("5")
+    return status_kib("VmRSS")
+rss0 = reset_peak()
 t0 = time.perf_counter(); svi.step(*data); first = time.perf_counter() - t0
 for _ in range(2): svi.step(*data)
-with open("/proc/self/clear_refs", "w") as fh:  # resets VmHWM (peak RSS) to the current RSS
-    fh.write("5")
-rss0 = status_kib("VmRSS")
+first_peak = status_kib("VmHWM") - rss0
+rss0 = reset_peak()
 for _ in range(3): svi.step(*data)
-rss1 = status_kib("VmHWM")
+steady_peak = status_kib("VmHWM") - rss0
 times = []
 for _ in range(cfg["reps"]):
     t0 = time.perf_counter(); svi.step(*data); times.append(time.perf_counter() - t0)
@@ -400,7 +404,8 @@ for _ in range(cfg["var_reps"]):
     for k, g in zip(var_names, gs): grads[k].append(g.detach().numpy().astype(np.float64))
 var = {k: np.var(np.stack(v), axis=0, ddof=1).ravel().tolist() for k, v in grads.items()}
 mean = {k: np.stack(v).mean(0).ravel().tolist() for k, v in grads.items()}
-print(json.dumps({"median_ms": 1e3 * float(np.median(times)), "compile_s": first, "peak_bytes": 1024 * (rss1 - rss0),
+print(json.dumps({"median_ms": 1e3 * float(np.median(times)), "compile_s": first, "peak_bytes": 1024 * first_peak,
+                  "peak_steady_bytes": 1024 * steady_peak,
                   "grad_var": float(sum(np.sum(v) for v in var.values())), "grad_mean": mean,
                   "grad_var_coords": var, "threads": torch.get_num_threads()}))
 """
@@ -508,6 +513,7 @@ def _print_table(problem, n, rows, var_reps):
         z = _mean_check(r, ref, var_reps) if ref else None
         z_s = "-" if (z is None or r is ref) else f"{z:.1f}"
         print(f"| {name} | {r['median_ms']:.3f} | {t_ratio:.2f} | {r['compile_s']:.2f} | {_fmt_bytes(r['peak_bytes'])} "
+              f"{' (' + _fmt_bytes(r['peak_steady_bytes']) + ' steady)' if 'peak_steady_bytes' in r else ''} "
               f"| {r['grad_var']:.4g} | {v_ratio:.3g} | {z_s} |")
 
 

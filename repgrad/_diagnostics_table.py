@@ -185,7 +185,7 @@ def plot(table: ComparisonTable, path=None, *, ax=None):
         a.set_xticklabels(names, rotation=20, ha="right")
         a.set_yscale("log")
         a.set_ylabel(label)
-        a.legend(title="parameter")
+    axes[0].legend(title="parameter", fontsize=8, framealpha=0.6)
     if table.title:
         fig.suptitle(table.title)
     if path is not None:

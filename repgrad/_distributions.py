@@ -154,9 +154,13 @@ class Normal(Distribution):
         return loc + scale * eps
 
     def log_prob(self, x):
-        x, loc, scale = _with_x(x, self.loc, self.scale)
-        z = (x - loc) / scale
-        return -0.5 * z * z - jnp.log(scale) - _LOG_SQRT_2PI
+        # Parameter-only terms at the parameter shape, then broadcast: the VJP then divides
+        # |params| times instead of once per sample (benchmarks/overhead.py).
+        inv_scale = 1.0 / self.scale
+        log_norm = jnp.log(self.scale) + _LOG_SQRT_2PI
+        x, loc, inv_scale, log_norm = _with_x(x, self.loc, inv_scale, log_norm)
+        z = (x - loc) * inv_scale
+        return -0.5 * z * z - log_norm
 
     def mean(self):
         return self.loc

@@ -73,9 +73,9 @@ def test_estimators_agree(grads_by_estimator):
 def test_loss_value_is_monte_carlo_mean():
     key = jax.random.key(7)
     for name, opts in OPTIONS.items():
-        loss = rg.expectation(f_cos, normal, estimator=name, num_samples=N, **opts)
+        loss = jax.jit(rg.expectation(f_cos, normal, estimator=name, num_samples=N, **opts))
         value = loss(PARAMS, key, WF)
-        v_ref, _ = rg.pathwise_value_and_grad(f_cos, normal, num_samples=N)(PARAMS, key, WF)
+        v_ref, _ = jax.jit(rg.pathwise_value_and_grad(f_cos, normal, num_samples=N))(PARAMS, key, WF)
         assert value.shape == () and value.dtype == jnp.float32
         if name != "measure_valued":  # it splits the key for its decomposition draws
             np.testing.assert_allclose(value, v_ref, rtol=1e-6)
@@ -90,8 +90,8 @@ def test_matches_value_and_grad_transforms():
     }
     for name, vg in pairs.items():
         loss = rg.expectation(f_cos, normal, estimator=name, num_samples=N, **OPTIONS[name])
-        v1, g1 = jax.value_and_grad(loss)(PARAMS, key, WF)
-        v2, g2 = vg(PARAMS, key, WF)
+        v1, g1 = jax.jit(jax.value_and_grad(loss))(PARAMS, key, WF)
+        v2, g2 = jax.jit(vg)(PARAMS, key, WF)
         np.testing.assert_allclose(v1, v2, rtol=1e-6)
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), g1, g2)
 
