@@ -79,8 +79,8 @@ def init_model(key, arch: str, x_train, n_latent: int = N_LATENT):
     sizes_enc = [d, n_latent] if arch == "linear" else [d, HIDDEN, HIDDEN, n_latent]
     sizes_dec = [n_latent, d] if arch == "linear" else [n_latent, HIDDEN, HIDDEN, d]
     k1, k2 = jax.random.split(key)
-    enc = [_dense(k, a, b) for k, a, b in zip(jax.random.split(k1, len(sizes_enc) - 1), sizes_enc[:-1], sizes_enc[1:])]
-    dec = [_dense(k, a, b) for k, a, b in zip(jax.random.split(k2, len(sizes_dec) - 1), sizes_dec[:-1], sizes_dec[1:])]
+    enc = [_dense(k, a, b) for k, a, b in zip(jax.random.split(k1, len(sizes_enc) - 1), sizes_enc[:-1], sizes_enc[1:], strict=True)]
+    dec = [_dense(k, a, b) for k, a, b in zip(jax.random.split(k2, len(sizes_dec) - 1), sizes_dec[:-1], sizes_dec[1:], strict=True)]
     mean = jnp.clip(jnp.mean(x_train, axis=0), 0.01, 0.99)
     dec[-1]["b"] = jnp.log(mean) - jnp.log1p(-mean)  # start the decoder at the data mean
     return {"enc": enc, "dec": {"net": dec, "prior": jnp.zeros(n_latent)}}
@@ -139,10 +139,10 @@ def make_loss(name: str):
         logits = _mlp(params["enc"], x)
         keys = jax.random.split(key, x.shape[0])
         if stateful:
-            per, psi_g = jax.vmap(lambda l, k, xi: exp(l, k, params["dec"], xi, baseline_state=psi))(logits, keys, x)
+            per, psi_g = jax.vmap(lambda lg, k, xi: exp(lg, k, params["dec"], xi, baseline_state=psi))(logits, keys, x)
             psi_g = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), psi_g)
         else:
-            per, psi_g = jax.vmap(lambda l, k, xi: exp(l, k, params["dec"], xi))(logits, keys, x), None
+            per, psi_g = jax.vmap(lambda lg, k, xi: exp(lg, k, params["dec"], xi))(logits, keys, x), None
         return -(jnp.mean(per) + jnp.mean(entropy(logits))), psi_g
 
     return loss, stateful
@@ -245,7 +245,7 @@ def plot(results, prefix):
     paths = []
     for metric, ylabel, log in (("elbo", "training ELBO (nats)", False), ("grad_var", "encoder gradient variance", True)):
         fig, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 4), squeeze=False)
-        for ax, arch in zip(axes[0], archs):
+        for ax, arch in zip(axes[0], archs, strict=True):
             for name in names:
                 h = results.get((arch, name))
                 if h:
@@ -262,7 +262,7 @@ def plot(results, prefix):
         plt.close(fig)
         paths.append(path)
     fig, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 3.5), squeeze=False)
-    for ax, arch in zip(axes[0], archs):
+    for ax, arch in zip(axes[0], archs, strict=True):
         t = [results[(arch, n)]["time_per_step_ms"] for n in names if (arch, n) in results]
         ax.barh([n for n in names if (arch, n) in results], t)
         ax.set_xlabel("ms per training step (median)")

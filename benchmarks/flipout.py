@@ -128,7 +128,7 @@ def variance_study(ns, replicates, explicit_replicates, examples_per_chunk):
 
 
 def fit_a_b(rows):
-    n, v, se = (np.asarray(c, np.float64) for c in zip(*rows))
+    n, v, se = (np.asarray(c, np.float64) for c in zip(*rows, strict=True))
     a_mat = np.stack([np.ones_like(n), 1 / n], axis=1) / se[:, None]
     (a, b), *_ = np.linalg.lstsq(a_mat, v / se, rcond=None)
     return a, b
@@ -143,7 +143,7 @@ def plot_variance(results, path):
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     styles = {"shared sample": "o-", "flipout": "s-", "local reparameterization": "^-", "independent per-example": "x--"}
     for name, (_, rows) in results.items():
-        n, v, se = (np.asarray(c) for c in zip(*rows))
+        n, v, se = (np.asarray(c) for c in zip(*rows, strict=True))
         ax.errorbar(n, v, yerr=2 * se, fmt=styles[name], ms=4, capsize=2, label=name)
     n0, v0 = results["flipout"][1][0][0], results["flipout"][1][0][1]
     ns = np.asarray([r[0] for r in results["flipout"][1]], np.float64)
@@ -251,7 +251,7 @@ def main(argv=None):
         ns, reps, explicit_reps, chunk_examples = (1, 8, 64), 16, 16, 4096
         batch_sizes, width, t_reps, t_explicit = (16,), 64, 3, 2
     else:
-        ns, reps, explicit_reps, chunk_examples = tuple(2**k for k in range(14)), 256, 128, 16384
+        ns, reps, explicit_reps, chunk_examples = tuple(2**k for k in range(14)), 256, 64, 16384
         batch_sizes, width, t_reps, t_explicit = (128, 512, 2048), 512, 30, 7
     var_results = variance_study(ns, reps, explicit_reps, chunk_examples)
     cost_rows = cost_study(batch_sizes, width, t_reps, t_explicit)

@@ -234,7 +234,11 @@ def control_variate(h, expected_value, *, coefficient=1.0) -> ControlVariate:
                + c\,\nabla_\theta \mathbb{E}_{p_\theta}[h], \quad x_n = g(\theta, \epsilon_n).
 
     Both are unbiased for any c; c = 1 is right when h ≈ f, and the variance falls by
-    the fraction Corr(f-term, h-term)² at the optimal c. The reported value is still the
+    the fraction Corr(f-term, h-term)² at the optimal c. ``coefficient="optimal"``
+    (score function, repgrad's factorized families) estimates one coefficient per
+    coordinate j of the distribution's parameters, c_j = E[a_j v_j]/E[v_j²] with
+    a_j = (f − b) s_j and v_j = h s_j − ∂_jE[h] (elementwise scores s_j, no per-sample
+    Jacobians), for sample n from the other N − 1 samples, which keeps it unbiased. The reported value is still the
     plain mean of f, and gradients w.r.t. f's own args are not affected (the control
     variate sees them stop-gradient).
 
@@ -243,7 +247,7 @@ def control_variate(h, expected_value, *, coefficient=1.0) -> ControlVariate:
         depend on the params. For ``pathwise_grad`` it must be differentiable in x.
       expected_value: ``expected_value(d, *args)`` returning E_{x∼d}[h(x, *args)] as a
         differentiable function of the distribution ``d = dist(params)``.
-      coefficient: c (a float or scalar array).
+      coefficient: c (a float or scalar array), or ``"optimal"`` (see above).
 
     Returns:
       A ``ControlVariate`` to pass as ``control_variate=``.

@@ -282,6 +282,11 @@ def _pop_state(kwargs, stateful, name):
                 f"starting from state = fn.init_state(), and feed back the state it returns."
             )
         state = kwargs.pop(name)
+        if state is None:
+            raise TypeError(
+                f"{name}=None: pass the estimator's state, starting from state = fn.init_state() "
+                "and feeding back the state each call returns."
+            )
     else:
         state = kwargs.pop(name, None)
         if state is not None:

@@ -77,6 +77,34 @@ def _build_cv(cv, f_only, d, args):
     return h, expected
 
 
+def _optimal_coefficient_grads(cv, f_only, d, x, weights, args):
+    r"""ĝ_j = mean_n (a_nj − c_nj v_nj), a = (f − b) s_j, v = h s_j − ∂_j E[h], c by leave-one-out.
+
+    v has mean zero (h does not depend on θ), so c_j* = E[a v]/E[v²]; c_nj leaves sample n
+    out, so it is independent of (a_nj, v_nj) and the estimator stays unbiased.
+    """
+    d_sg = jax.tree_util.tree_map(_sg, d)
+    leaves, treedef = jax.tree_util.tree_flatten(d_sg)
+    s_list = elementwise_scores(d_sg, x)
+    h, _ = _build_cv(cv, f_only, d_sg, args)
+    hx = _sg(jax.vmap(h)(x))
+
+    def expected(lv):
+        return jnp.asarray(_build_cv(cv, f_only, jax.tree_util.tree_unflatten(treedef, lv), args)[1])
+
+    d_expected = jax.grad(expected)(leaves)
+    grads = []
+    for s, dh in zip(s_list, d_expected, strict=True):
+        a = _expand(weights, s) * s
+        v = _expand(hx, s) * s - jnp.broadcast_to(dh.astype(s.dtype), s.shape)
+        num = jnp.broadcast_to(jnp.sum(a * v, 0, keepdims=True), s.shape) - a * v
+        den = jnp.broadcast_to(jnp.sum(v * v, 0, keepdims=True), s.shape) - v * v
+        ok = den > jnp.finfo(s.dtype).tiny
+        c = jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+        grads.append(jnp.mean(a - c * v, axis=0))
+    return grads
+
+
 def score_cv_surrogate(
     f, dist, *, num_samples, has_aux, baseline=None, control_variate=None, sample_sharding=None
 ):
@@ -91,6 +119,16 @@ def score_cv_surrogate(
         min_samples, name, init = base.min_samples, base.name, base.init
     _core.check_num_samples(num_samples, min_samples, f" for the {name} baseline")
     f_only = _strip_aux(f, has_aux)
+    cv_opt = cv is not None and isinstance(cv.coefficient, str)
+    if cv_opt:
+        if cv.coefficient != "optimal":
+            raise ValueError(f"coefficient must be a number or 'optimal', got {cv.coefficient!r}.")
+        if optimal:
+            raise TypeError(
+                "coefficient='optimal' estimates its own per-coordinate coefficient; combine it with "
+                "baseline=None, 'loo' or 'moving_average', not baseline='optimal'."
+            )
+        _core.check_num_samples(num_samples, 2, " for coefficient='optimal' (leave-one-out estimate)")
 
     def residuals(d, x, values, args):
         r, extra = _sg(values), jnp.zeros((), values.dtype)
@@ -109,6 +147,11 @@ def score_cv_surrogate(
         x = _sg(_core.shard_samples(_core.draw(d, key, num_samples), sample_sharding))
         values, aux = _core.eval_f(f, x, args, has_aux, num_samples)
         value = jnp.mean(values)
+        if cv_opt:
+            b, new_state = base.apply(_sg(values), state)
+            grads = _optimal_coefficient_grads(cv, f_only, d, x, _sg(values) - b, args)
+            term = _core.zero_with_grad(zip(jax.tree_util.tree_leaves(d), grads, strict=True))
+            return value + jnp.asarray(term).astype(value.dtype), (value, aux, new_state)
         r, extra = residuals(d, x, values, args)
         if optimal:
             d_sg = jax.tree_util.tree_map(_sg, d)
@@ -143,6 +186,11 @@ def pathwise_cv_surrogate(f, dist, *, num_samples, has_aux, control_variate, sam
         values, aux = _core.eval_f(f, x, args, has_aux, num_samples)
         value = jnp.mean(values)
         h, expected = _build_cv(cv, f_only, d, args)
+        if isinstance(cv.coefficient, str):
+            raise TypeError(
+                f"coefficient={cv.coefficient!r} is supported by the score-function estimator only; "
+                "give pathwise_grad a numeric coefficient (1.0 for the delta method)."
+            )
         c = jnp.asarray(cv.coefficient, values.dtype)
         t = (jnp.asarray(expected) - jnp.mean(jax.vmap(h)(x))).astype(values.dtype)
         return value + c * (t - _sg(t)), (value, aux, None)

@@ -51,7 +51,9 @@ def delta_method(*, coefficient=1.0) -> ControlVariate:
     variance from the quadratic part when f is quadratic).
 
     Args:
-      coefficient: the scalar c; 1.0 (default) uses the expansion as is.
+      coefficient: the scalar c; 1.0 (default) uses the expansion as is; ``"optimal"``
+        estimates it per parameter coordinate (score function only, see
+        ``repgrad.control_variate``).
 
     Returns:
       A ``ControlVariate``; pass it as ``control_variate=`` to ``score_grad``,

@@ -237,6 +237,9 @@ class MultivariateNormalTri(Distribution):
     def covariance(self):
         return self.scale_tri @ jnp.swapaxes(self.scale_tri, -1, -2)
 
+    def variance(self):
+        return jnp.sum(jnp.square(self.scale_tri), axis=-1)  # diag(L Lᵀ)
+
 
 class LogNormal(Distribution):
     """Log-normal: exp(N(loc, scale²))."""
@@ -309,7 +312,11 @@ class Logistic(Distribution):
 
 
 class Uniform(Distribution):
-    """Uniform on [low, high); reparameterized as low + (high - low) u."""
+    """Uniform on [low, high); reparameterized as low + (high - low) u.
+
+    Its support moves with the parameters, so the score-function estimator is biased
+    for it (the boundary terms of ∂/∂θ ∫_low^high are missing); use the pathwise one.
+    """
 
     _params = ("low", "high")
 
@@ -431,6 +438,10 @@ class Dirichlet(Distribution):
     def mean(self):
         return self.concentration / jnp.sum(self.concentration, -1, keepdims=True)
 
+    def variance(self):
+        total = jnp.sum(self.concentration, -1, keepdims=True)
+        return self.concentration * (total - self.concentration) / (jnp.square(total) * (total + 1.0))
+
 
 def _logits_from(logits, probs, name):
     if (logits is None) == (probs is None):
@@ -517,8 +528,10 @@ class Categorical(Distribution):
         x = jnp.asarray(x)
         shape = jnp.broadcast_shapes(x.shape, self.batch_shape)
         logits = jnp.broadcast_to(self.logits, shape + (self.num_categories,))
-        idx = jnp.broadcast_to(x, shape).astype(jnp.int32)[..., None]
-        return jnp.take_along_axis(logits, idx, axis=-1)[..., 0]
+        idx = jnp.broadcast_to(x, shape).astype(jnp.int32)
+        inside = (idx >= 0) & (idx < self.num_categories)  # no wrap-around for -1 or K
+        lp = jnp.take_along_axis(logits, jnp.clip(idx, 0, self.num_categories - 1)[..., None], axis=-1)[..., 0]
+        return jnp.where(inside, lp, -jnp.inf)
 
     def mean(self):
         return self.probs

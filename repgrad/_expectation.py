@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from . import _core
 from ._measure_valued import _measure_valued_surrogate
 from ._pathwise import _pathwise_surrogate
@@ -71,5 +73,26 @@ def expectation(f, dist, *, estimator: str = "pathwise", num_samples: int = 1, h
         raise ValueError(f"Unknown estimator {estimator!r}; choose one of {sorted(ESTIMATORS)}.")
     num_samples = _core.check_num_samples(num_samples)
     has_aux = _core.check_has_aux(has_aux)
-    surrogate = ESTIMATORS[estimator](f, dist, num_samples=num_samples, has_aux=has_aux, **options)
+    builder = ESTIMATORS[estimator]
+    _check_options(estimator, builder, options)
+    surrogate = builder(f, dist, num_samples=num_samples, has_aux=has_aux, **options)
     return _core.make_expectation(surrogate, f, has_aux)
+
+
+def _check_options(estimator, builder, options):
+    """TypeError naming the valid options when ``options`` has one ``builder`` does not take."""
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins / C callables
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    valid = sorted(set(named[2:]) - {"num_samples", "has_aux"})  # named[:2] are f and dist
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"expectation(estimator={estimator!r}) got unknown option(s) {unknown}; "
+            f"{estimator!r} accepts {valid or 'no options'}. Options of other estimators "
+            "(e.g. baseline= for 'score') do not apply to it."
+        )

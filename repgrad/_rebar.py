@@ -174,11 +174,8 @@ def rebar_value_and_grad(
 
     .. math::
 
-      \hat g = [f(b) - \eta f(\sigma_\lambda(	ilde z))]\,
-abla_	heta \log p_	heta(b)
-        + \eta 
-abla_	heta f(\sigma_\lambda(z)) - \eta 
-abla_	heta f(\sigma_\lambda(	ilde z)),
+      \hat g = [f(b) - \eta f(\sigma_\lambda(\tilde z))]\,\nabla_\theta \log p_\theta(b)
+        + \eta \nabla_\theta f(\sigma_\lambda(z)) - \eta \nabla_\theta f(\sigma_\lambda(\tilde z)),
 
     averaged over ``num_samples`` draws (each: one f at b, four f-gradients at relaxed
     points). η and λ are the control-variate parameters ψ = {"eta", "log_temperature"};
@@ -253,11 +250,8 @@ def relax_value_and_grad(f, dist, control, *, num_samples: int = 1, has_aux: boo
 
     .. math::
 
-      \hat g = [f(b) - c_\psi(	ilde z)]\,
-abla_	heta \log p_	heta(b)
-        + 
-abla_	heta c_\psi(z) - 
-abla_	heta c_\psi(	ilde z).
+      \hat g = [f(b) - c_\psi(\tilde z)]\,\nabla_\theta \log p_\theta(b)
+        + \nabla_\theta c_\psi(z) - \nabla_\theta c_\psi(\tilde z).
 
     ψ (your network's parameters) is trained to minimise Var[ĝ]; because E[ĝ] does not
     depend on ψ, ∇ψ Var[ĝ] = ∇ψ E[ĝ²] = E[2 ĝ ∂ĝ/∂ψ], computed by differentiating the

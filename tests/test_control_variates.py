@@ -123,6 +123,17 @@ def test_delta_method_unbiased_and_reduces_variance(make, plain_score):
     assert total_var(g) <= total_var(plain)
 
 
+def test_estimated_optimal_coefficient_unbiased_and_reduces_variance(plain_score):
+    fn = rg.score_grad(sin_f, normal, num_samples=N, control_variate=rg.delta_method(coefficient="optimal"))
+    g = replicate(lambda k: fn(PARAMS, k), jax.random.key(1), R)
+    assert_unbiased(g, EXACT, name="delta method, estimated coefficient")
+    assert total_var(g) <= total_var(plain_score)
+    with pytest.raises(TypeError, match="score-function estimator only"):
+        rg.pathwise_grad(
+            sin_f, normal, num_samples=4, control_variate=rg.delta_method(coefficient="optimal")
+        )(PARAMS, jax.random.key(0))
+
+
 E_EXP = 0.3  # f(x) = Σ exp(−t x): closed-form expectations for Gamma, Poisson, Bernoulli
 
 
@@ -235,3 +246,28 @@ def test_errors_name_the_fix():
     tri = lambda p: rg.MultivariateNormalTri(p, jnp.eye(2))
     with pytest.raises(TypeError, match="elementwise"):
         rg.score_grad(jnp.sum, tri, num_samples=4, baseline="optimal")(jnp.zeros(2), jax.random.key(0))
+
+
+@pytest.mark.slow
+def test_benchmark_smoke():
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import control_variates as bench
+    finally:
+        sys.path.pop(0)
+    rows = bench.main(["--small", "--replicates", "3"])
+    assert len(rows) >= 10 and all(np.isfinite(v) for _, _, v, _ in rows)
+
+
+def test_vmap_over_params():
+    params = {"loc": jnp.ones((3, 2)), "scale": jnp.full((3, 2), 0.5)}
+    fn = rg.score_grad(sin_f, normal, num_samples=4, baseline="optimal", control_variate=None)
+    cv = rg.score_grad(sin_f, normal, num_samples=4, control_variate="delta")
+    g = jax.jit(jax.vmap(lambda p: (fn(p, jax.random.key(0)), cv(p, jax.random.key(0)))))(params)
+    assert g[0]["loc"].shape == (3, 2) and g[1]["scale"].shape == (3, 2)
+    # each row equals its own un-vmapped call
+    row = cv({"loc": params["loc"][1], "scale": params["scale"][1]}, jax.random.key(0))
+    np.testing.assert_allclose(g[1]["loc"][1], row["loc"], rtol=1e-5, atol=1e-6)

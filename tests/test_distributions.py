@@ -107,6 +107,7 @@ def test_mvn_tri_log_prob_broadcasting_and_samples():
     c = s[:, 0] - locs[0]
     assert_unbiased(c[:, :, None] * c[:, None, :], L @ L.T, name="mvn-tri sample covariance")
     np.testing.assert_allclose(d.covariance()[0], L @ L.T, rtol=1e-6)
+    np.testing.assert_allclose(d.variance()[1], np.diag(L @ L.T), rtol=1e-6)
 
 
 def test_dirichlet_batched_log_prob_and_mean():
@@ -122,6 +123,7 @@ def test_dirichlet_batched_log_prob_and_mean():
         expected = [st.dirichlet(alpha[b]).logpdf(xi / xi.sum()) for xi in x[:3, b]]
         np.testing.assert_allclose(lp[:, b], expected, rtol=1e-4, atol=1e-4)
     assert_unbiased(x, alpha / alpha.sum(-1, keepdims=True), name="dirichlet sample mean")
+    np.testing.assert_allclose(d.variance(), [st.dirichlet(a).var() for a in alpha], rtol=1e-5)
 
 
 def test_categorical():
@@ -135,6 +137,8 @@ def test_categorical():
     lp = d.log_prob(x)
     np.testing.assert_allclose(lp, np.log(probs[np.arange(2), np.asarray(x)]), rtol=1e-5)
     np.testing.assert_allclose(d.log_prob(jnp.int32(2)), np.log(probs[:, 2]), rtol=1e-5)
+    # Outside {0, …, K−1}: probability zero (no wrap-around of −1 to the last class).
+    assert np.all(np.isneginf(d.log_prob(jnp.array([-1, 4], jnp.int32))))
     # Samples: int32, frequencies within 5 SE of probs.
     s = d.sample(KEY, (4000,))
     assert s.shape == (4000, 2) and s.dtype == jnp.int32

@@ -141,10 +141,19 @@ def test_stateful_baseline_state():
     loss = rg.expectation(F, NORMAL, estimator="score", num_samples=4, baseline="moving_average")
     with pytest.raises(TypeError, match="baseline_state"):
         loss(PARAMS, KEY)
+    with pytest.raises(TypeError, match=r"init_state\(\)"):
+        fn(PARAMS, KEY, baseline_state=None)
     with pytest.raises(TypeError, match="drop it"):
         rg.score_grad(F, NORMAL, num_samples=4)(PARAMS, KEY, baseline_state=fn.init_state())
     with pytest.raises(TypeError, match="positionally"):
         rg.pathwise_grad(F, NORMAL, num_samples=4)(PARAMS, KEY, c=1.0)
+
+
+def test_expectation_option_of_another_estimator():
+    with pytest.raises(TypeError, match=r"'pathwise' accepts \[.*sample_sharding"):
+        rg.expectation(F, NORMAL, estimator="pathwise", num_samples=4, baseline="loo")
+    with pytest.raises(TypeError, match="'measure_valued' accepts"):
+        rg.expectation(F, NORMAL, estimator="measure_valued", num_samples=4, baseline="loo")
 
 
 def test_unknown_baseline_and_estimator():
@@ -156,11 +165,25 @@ def test_unknown_baseline_and_estimator():
         rg.moving_average_baseline(1.5)
 
 
+class _ProtocolNormal:
+    """A third-party (distrax-protocol) distribution: no weak-derivative decomposition."""
+
+    def __init__(self, loc):
+        self.loc = loc
+
+    def sample(self, *, seed, sample_shape=()):
+        shape = tuple(sample_shape) + self.loc.shape
+        return jax.random.normal(seed, shape) + jnp.broadcast_to(self.loc, shape)
+
+    def log_prob(self, x):
+        x, loc = jnp.broadcast_arrays(x, self.loc)
+        return -0.5 * (x - loc) ** 2
+
+
 def test_measure_valued_unsupported_family():
-    with pytest.raises(TypeError, match="pathwise_grad or repgrad.score_grad"):
-        rg.measure_valued_grad(lambda x: jnp.sum(x), lambda p: rg.Gamma(p, 1.0), num_samples=4)(
-            jnp.ones(2), KEY
-        )
+    for dist in (_ProtocolNormal, lambda p: rg.Laplace(p, 1.0)):
+        with pytest.raises(TypeError, match="pathwise_grad or repgrad.score_grad"):
+            rg.measure_valued_grad(lambda x: jnp.sum(x), dist, num_samples=4)(jnp.ones(2), KEY)
 
 
 def test_distribution_constructor_errors():

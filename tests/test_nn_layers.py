@@ -63,37 +63,40 @@ def test_signs_are_rademacher():
 # ------------------------------------------------------------------- output moments
 
 
-@pytest.mark.parametrize(
-    "layer",
-    [nn.dense_flipout, nn.dense_local_reparameterization, _explicit_per_example, nn.dense_reparameterization],
-    ids=["flipout", "local", "explicit", "shared"],
-)
-def test_dense_per_example_moments(layer):
-    """Every estimator gives each example the exact marginal N(xμ + b, x²σ² + σ_b²)."""
+DENSE = {
+    "flipout": nn.dense_flipout,
+    "local": nn.dense_local_reparameterization,
+    "explicit": _explicit_per_example,
+    "shared": nn.dense_reparameterization,
+}
+
+
+@pytest.fixture(scope="module")
+def dense_runs():
+    """R replicated outputs (R, 4, 2) of every dense estimator (one vmapped jit each)."""
     params = _dense_params()
-    mean, var = _exact_moments(params, X)
-    y = replicate(lambda k: layer(params, X, k), jax.random.key(10), R)  # (R, 4, 2)
+    return {name: replicate(lambda k, f=f: f(params, X, k), jax.random.key(10 + i), R) for i, (name, f) in enumerate(DENSE.items())}
+
+
+@pytest.mark.parametrize("name", list(DENSE))
+def test_dense_per_example_moments(name, dense_runs):
+    """Every estimator gives each example the exact marginal N(xμ + b, x²σ² + σ_b²)."""
+    mean, var = _exact_moments(_dense_params(), X)
+    y = dense_runs[name]
     assert_unbiased(y, mean, name="mean")
     assert_unbiased((y - mean) ** 2, var, name="variance")
     # Gaussian marginal: fourth central moment 3 var²
     assert_unbiased((y - mean) ** 4, 3 * var**2, name="4th moment")
 
 
-def test_flipout_moments_match_explicit_and_local():
-    params = _dense_params()
-    runs = {
-        name: replicate(lambda k, f=f: f(params, X, k), jax.random.key(i), R)
-        for i, (name, f) in enumerate(
-            [("flipout", nn.dense_flipout), ("local", nn.dense_local_reparameterization), ("explicit", _explicit_per_example)]
-        )
-    }
-    mean, _ = _exact_moments(params, X)
+def test_flipout_moments_match_explicit_and_local(dense_runs):
+    mean, _ = _exact_moments(_dense_params(), X)
     for other in ("local", "explicit"):
-        assert_agree(runs["flipout"], runs[other], name=f"mean vs {other}")
-        assert_agree((runs["flipout"] - mean) ** 2, (runs[other] - mean) ** 2, name=f"var vs {other}")
+        assert_agree(dense_runs["flipout"], dense_runs[other], name=f"mean vs {other}")
+        assert_agree((dense_runs["flipout"] - mean) ** 2, (dense_runs[other] - mean) ** 2, name=f"var vs {other}")
 
 
-def test_flipout_decorrelates_examples_shared_does_not():
+def test_flipout_decorrelates_examples_shared_does_not(dense_runs):
     """Cov(y_n, y_m) = 0 for n ≠ m under Flipout; a shared sample gives Σ_i x_ni x_mi σ_i² + σ_b²."""
     params = _dense_params()
     mean, _ = _exact_moments(params, X)
@@ -103,8 +106,7 @@ def test_flipout_decorrelates_examples_shared_does_not():
         c = y - mean
         return np.stack([c[:, n] * c[:, m] for n, m in pairs], axis=1)  # (R, pairs, out)
 
-    flip = replicate(lambda k: nn.dense_flipout(params, X, k), jax.random.key(20), R)
-    shared = replicate(lambda k: nn.dense_reparameterization(params, X, k), jax.random.key(21), R)
+    flip, shared = dense_runs["flipout"], dense_runs["shared"]
     s2 = np.asarray(jnp.square(params.kernel_scale))
     exact_shared = np.stack([(np.asarray(X[n]) * np.asarray(X[m])) @ s2 for n, m in pairs]) + np.asarray(
         jnp.square(params.bias_scale)
@@ -211,58 +213,59 @@ IDS = ["flipout", "shared", "local"]
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=IDS)
-def test_jit_vmap_grad_and_determinism(layer):
+def test_jit_determinism_and_single_example(layer):
     p = _dense_params()
     key = jax.random.key(7)
-    eager = layer(p, X, key)
-    np.testing.assert_allclose(jax.jit(layer)(p, X, key), eager, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(layer(p, X, key), eager)  # same key, same bits
-    assert not np.array_equal(layer(p, X, jax.random.key(8)), eager)
-    # one example == a batch of one with the same key
-    np.testing.assert_array_equal(layer(p, X[0], key), layer(p, X[:1], key)[0])
-    # vmap over keys and over params
+    f = jax.jit(layer)
+    y = f(p, X, key)
+    np.testing.assert_allclose(layer(p, X, key), y, rtol=1e-6, atol=1e-6)  # eager == jit
+    np.testing.assert_array_equal(f(p, X, key), y)  # same key, same bits
+    assert not np.array_equal(f(p, X, jax.random.key(8)), y)
+    np.testing.assert_array_equal(f(p, X[0], key), f(p, X[:1], key)[0])  # one example == batch of one
+
+
+def test_flipout_vmap_grad_scan():
+    layer, p, key = nn.dense_flipout, _dense_params(), jax.random.key(7)
+    y = jax.jit(layer)(p, X, key)
     keys = jax.random.split(key, 3)
-    ys = jax.vmap(layer, in_axes=(None, None, 0))(p, X, keys)
+    ys = jax.jit(jax.vmap(layer, in_axes=(None, None, 0)))(p, X, keys)  # over keys
     np.testing.assert_allclose(ys[1], layer(p, X, keys[1]), rtol=1e-6, atol=1e-6)
     ps = jax.tree_util.tree_map(lambda a: jnp.stack([a, a + 0.1]), p)
-    ys = jax.vmap(layer, in_axes=(0, None, None))(ps, X, key)
-    np.testing.assert_allclose(ys[0], eager, rtol=1e-6, atol=1e-6)
-    # grad wrt params and x, under lax.scan
-    g = jax.grad(lambda q, xx: jnp.sum(layer(q, xx, key) ** 2), argnums=(0, 1))(p, X)
+    ys = jax.jit(jax.vmap(layer, in_axes=(0, None, None)))(ps, X, key)  # over params
+    np.testing.assert_allclose(ys[0], y, rtol=1e-6, atol=1e-6)
+    g = jax.jit(jax.grad(lambda q, xx: jnp.sum(layer(q, xx, key) ** 2), argnums=(0, 1)))(p, X)
     assert isinstance(g[0], nn.DenseParams) and g[1].shape == X.shape
 
     def step(q, k):
         return jax.tree_util.tree_map(lambda a, b: a - 0.01 * b, q, jax.grad(lambda r: jnp.sum(layer(r, X, k)))(q)), None
 
-    q, _ = jax.lax.scan(step, p, jax.random.split(key, 3))
+    q, _ = jax.jit(lambda q0: jax.lax.scan(step, q0, jax.random.split(key, 3)))(p)
     assert all(bool(jnp.all(jnp.isfinite(a))) for a in q)
 
 
-@pytest.mark.parametrize(
-    "layer", LAYERS + [nn.conv2d_flipout, nn.conv2d_reparameterization, nn.conv2d_local_reparameterization]
-)
-def test_float64(layer):
+def test_float64():
+    conv_layers = [nn.conv2d_flipout, nn.conv2d_reparameterization, nn.conv2d_local_reparameterization]
     with jax.enable_x64(True):
-        if layer.__name__.startswith("conv"):
-            p = nn.init_conv2d(jax.random.key(0), 3, 2, 4, dtype=jnp.float64)
-            x = jnp.ones((2, 5, 5, 2), jnp.float64)
-        else:
-            p = nn.init_dense(jax.random.key(0), 3, 2, dtype=jnp.float64)
-            x = jnp.ones((4, 3), jnp.float64)
-        y = layer(p, x, jax.random.key(1))
-        assert y.dtype == jnp.float64
-        g = jax.grad(lambda q: jnp.sum(layer(q, x, jax.random.key(1))))(p)
+        pc = nn.init_conv2d(jax.random.key(0), 3, 2, 4, dtype=jnp.float64)
+        pd = nn.init_dense(jax.random.key(0), 3, 2, dtype=jnp.float64)
+        xc, xd = jnp.ones((2, 5, 5, 2), jnp.float64), jnp.ones((4, 3), jnp.float64)
+        for layer in LAYERS:
+            assert jax.jit(layer)(pd, xd, jax.random.key(1)).dtype == jnp.float64
+        for layer in conv_layers:
+            assert jax.jit(layer)(pc, xc, jax.random.key(1)).dtype == jnp.float64
+        g = jax.jit(jax.grad(lambda q: jnp.sum(nn.dense_flipout(q, xd, jax.random.key(1)))))(pd)
         assert g.kernel_rho.dtype == jnp.float64
-        assert nn.kl_divergence(p).dtype == jnp.float64
-        assert nn.kl_divergence(p, rg.Laplace(0.0, 1.0), key=jax.random.key(2)).dtype == jnp.float64
+        assert nn.kl_divergence(pd).dtype == jnp.float64
+        assert nn.kl_divergence(pc, rg.Laplace(0.0, 1.0), key=jax.random.key(2)).dtype == jnp.float64
 
 
 def test_conv_shapes_and_single_example():
     p = nn.init_conv2d(jax.random.key(0), (3, 2), 2, 4)
     x = jnp.ones((3, 8, 8, 2))
     for layer in (nn.conv2d_flipout, nn.conv2d_reparameterization, nn.conv2d_local_reparameterization):
-        assert layer(p, x, jax.random.key(1), strides=2, padding="VALID").shape == (3, 3, 4, 4)
-        np.testing.assert_array_equal(layer(p, x[0], jax.random.key(1)), layer(p, x[:1], jax.random.key(1))[0])
+        f = jax.jit(layer, static_argnames=("strides", "padding"))
+        assert f(p, x, jax.random.key(1), strides=2, padding="VALID").shape == (3, 3, 4, 4)
+        np.testing.assert_array_equal(f(p, x[0], jax.random.key(1)), f(p, x[:1], jax.random.key(1))[0])
 
 
 # ----------------------------------------------------------------------------- errors
