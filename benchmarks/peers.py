@@ -124,7 +124,7 @@ def _jax_models():
     import jax.numpy as jnp
 
     def _softplus(t):  # log(1 + e^t) as numpyro's Bernoulli(logits=) writes it, so the models match op for op
-        return jnp.maximum(t, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(t)))
+        return jnp.clip(t, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(t)))
 
     def lr_neg_log_joint(w, x, y):
         logits = x @ w
@@ -143,7 +143,7 @@ def _jax_models():
     def vae_neg_log_joint(z, p, x):
         logits = decode(p, z)
         ll = jnp.sum(x * logits - _softplus(logits))
-        return -(ll - 0.5 * jnp.sum(z * z) - 0.5 * z.shape[-1] * jnp.log(2.0 * jnp.pi))
+        return -(ll - 0.5 * jnp.sum(z * z) - 0.5 * z.size * jnp.log(2.0 * jnp.pi))  # z: (latent,) or (batch, latent)
 
     return lr_neg_log_joint, encode, decode, vae_neg_log_joint
 
@@ -169,7 +169,7 @@ def repgrad_losses(n):
         return vae_nlj(z, dec, x) + q(qp).log_prob(z)
 
     def batch_f(z, qp, dec, x):  # z: (batch, latent), one joint sample for the whole batch
-        return jnp.sum(jax.vmap(vae_nlj, in_axes=(0, None, 0))(z, dec, x)) + jnp.sum(q(qp).log_prob(z))
+        return vae_nlj(z, dec, x) + jnp.sum(q(qp).log_prob(z))
 
     out = {}
     for name, opts in {"pathwise": {}, "score": {"baseline": "loo"}}.items():

@@ -1,9 +1,14 @@
-"""Baselines for the score-function estimator.
+"""Baselines for the score-function estimator, and control variates for score and pathwise.
 
 A baseline b is subtracted from f before it multiplies the score:
 (f(x_n) − b_n) ∇θ log p_θ(x_n). It leaves the estimator unbiased as long as b_n does
 not depend on x_n, because E[∇θ log p_θ(x)] = 0. State, where a baseline has any, is an
 immutable NamedTuple passed in and returned, never mutated.
+
+Beyond scalar baselines: ``optimal_baseline`` (one variance-optimal baseline per
+coordinate of the distribution's parameters) and ``ControlVariate``s with a known
+expectation (``control_variate`` for a user-supplied h, ``delta_method`` in ``_delta``),
+applied by the builders in ``_cv_surrogates``.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ def _check_estimator(estimator, allowed, what):
         raise ValueError(f"{what} estimator must be one of {allowed}, got {estimator!r}.")
 
 
-def _log_weights(log_joint, dist, params, key, args, num_draws):
+def _log_weights(log_joint, dist, params, key, args, num_draws, pathwise):
     """Reparameterized z and the log-weights needed by every estimator, each (num_draws,).
 
-    Returns ``(lw_full, lw_theta, lw_stl)``:
+    Returns ``(lw_full, None, None)`` if ``pathwise`` else ``(None, lw_theta, lw_stl)``:
       lw_full: log p(z, ·) − log q_φ(z), everything differentiable (plain pathwise);
       lw_theta: differentiable only in f's args (z and q stop-gradient);
       lw_stl: differentiable in φ only through z (q's parameters stop-gradient, args too).
@@ -44,13 +44,14 @@ def _log_weights(log_joint, dist, params, key, args, num_draws):
             )
         return out
 
-    lj = log_joint_at(args)
     lq = _core.joint_log_prob(q, z, num_draws)
-    lq_stop = _core.joint_log_prob(q_stop, z, num_draws)
-    lw_full = lj - lq.astype(lj.dtype)
-    lw_theta = jax.vmap(lambda zi: log_joint(zi, *args))(_sg(z)) - _sg(lq).astype(lj.dtype)
-    lw_stl = log_joint_at(sg_args) - lq_stop.astype(lj.dtype)
-    return lw_full, lw_theta, lw_stl
+    if pathwise:
+        lj = log_joint_at(args)
+        return lj - lq.astype(lj.dtype), None, None
+    lj_stl = log_joint_at(sg_args)  # checks log_joint's output shape
+    lw_stl = lj_stl - _core.joint_log_prob(q_stop, z, num_draws).astype(lj_stl.dtype)
+    lw_theta = jax.vmap(lambda zi: log_joint(zi, *args))(_sg(z)) - _sg(lq).astype(lj_stl.dtype)
+    return None, lw_theta, lw_stl
 
 
 def elbo(log_joint, dist, *, num_samples: int = 1, estimator: str = "pathwise"):
@@ -100,8 +101,9 @@ def elbo(log_joint, dist, *, num_samples: int = 1, estimator: str = "pathwise"):
     @functools.wraps(log_joint)
     def loss(params, key, *args):
         _core.check_key(key)
-        lw_full, lw_theta, lw_stl = _log_weights(log_joint, dist, params, key, args, num_samples)
-        if estimator == "pathwise":
+        pathwise = estimator == "pathwise"
+        lw_full, lw_theta, lw_stl = _log_weights(log_joint, dist, params, key, args, num_samples, pathwise)
+        if pathwise:
             return jnp.mean(lw_full)
         # STL: φ only through z (q's parameters stopped); θ as usual. Value = mean(lw).
         return jnp.mean(lw_theta) + jnp.mean(lw_stl - _sg(lw_stl))
@@ -153,17 +155,23 @@ def iwae_bound(log_joint, dist, *, num_particles: int, num_samples: int = 1, est
       Monte Carlo Objectives", ICLR 2019 (arXiv:1810.04152).
     """
     _check_estimator(estimator, _IWAE_ESTIMATORS, "iwae_bound")
-    num_particles = _core.check_num_samples(num_particles)
+    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
+        raise ValueError(
+            f"num_particles must be a Python int >= 1 (it sets array shapes), got {num_particles!r}; "
+            "e.g. num_particles=16."
+        )
     num_samples = _core.check_num_samples(num_samples)
     total = num_particles * num_samples
 
     @functools.wraps(log_joint)
     def loss(params, key, *args):
         _core.check_key(key)
-        lws = _log_weights(log_joint, dist, params, key, args, total)
-        lw_full, lw_theta, lw_stl = (a.reshape(num_samples, num_particles) for a in lws)
-        log_k = jnp.log(jnp.asarray(num_particles, lw_full.dtype))
-        if estimator == "pathwise":
+        pathwise = estimator == "pathwise"
+        lws = _log_weights(log_joint, dist, params, key, args, total, pathwise)
+        shape = (num_samples, num_particles)
+        lw_full, lw_theta, lw_stl = (None if a is None else a.reshape(shape) for a in lws)
+        log_k = jnp.log(jnp.asarray(num_particles, (lw_full if pathwise else lw_theta).dtype))
+        if pathwise:
             return jnp.mean(logsumexp(lw_full, axis=1) - log_k)
         bound = jnp.mean(logsumexp(lw_theta, axis=1) - log_k)  # value; model gradient
         w_norm = _sg(jax.nn.softmax(lw_theta, axis=1))

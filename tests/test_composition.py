@@ -137,6 +137,8 @@ def test_float64(name):
         value, g = jax.jit(TRANSFORMS[name](f_cos))(p64, KEY)
         assert value.dtype == jnp.float64
         assert all(a.dtype == jnp.float64 for a in jax.tree_util.tree_leaves(g))
+        if name == "measure_valued":
+            return  # float32-under-x64 below exercises shared code; skip one slow compile
         # float32 params under x64: outputs stay float32.
         p32 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), PARAMS)
         value, g = jax.jit(TRANSFORMS[name](lambda x: jnp.sum(jnp.cos(x))))(p32, KEY)

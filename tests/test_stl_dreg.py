@@ -98,7 +98,7 @@ def test_iwae_model_gradient_value_and_k1():
 def test_errors():
     with pytest.raises(ValueError, match="estimator"):
         rg.elbo(log_joint, normal, num_samples=2, estimator="dreg")
-    with pytest.raises(ValueError, match="num_samples"):
+    with pytest.raises(ValueError, match="num_particles"):
         rg.iwae_bound(log_joint, normal, num_particles=0)
     with pytest.raises(TypeError, match="reparameterizable"):
         rg.elbo(log_joint, lambda p: rg.Bernoulli(logits=p), num_samples=2)(
