@@ -93,19 +93,21 @@ def replicated_grads_fn(layer, n_max, x, y, params, chunk):
     on the rest, so the gradient has exactly the law of an i.i.d. batch of N (the other
     examples' noise never reaches it) and one compile serves a whole group of N."""
 
-    def loss(ps, k, idx, weights):
+    def loss(ps, k, x, y, idx, weights):
         k1, k2 = jax.random.split(k)
         h = jnp.tanh(layer(ps[0], x[idx], k1))
         logp = jax.nn.log_softmax(layer(ps[1], h, k2))
         return -jnp.sum(weights * jnp.take_along_axis(logp, y[idx][:, None], axis=1)[:, 0])
 
-    def one(k, weights):
+    def one(k, weights, x, y):
         k_data, k_w = jax.random.split(k)
         idx = jax.random.randint(k_data, (n_max,), 0, x.shape[0])
-        g = jax.grad(loss)(params, k_w, idx, weights)
+        g = jax.grad(loss)(params, k_w, x, y, idx, weights)
         return jnp.concatenate([jnp.ravel(a) for a in jax.tree_util.tree_leaves(g)])
 
-    return jax.jit(lambda ks, w: jax.lax.map(lambda k: one(k, w), ks, batch_size=chunk))
+    # data passed as arguments, not closed over: large constants slow XLA's compile down
+    run = jax.jit(lambda ks, w, x, y: jax.lax.map(lambda k: one(k, w, x, y), ks, batch_size=chunk))
+    return lambda ks, w: run(ks, w, x, y)
 
 
 def total_variance(g):
@@ -255,8 +257,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     if args.small:
-        ns, groups, reps, explicit_reps, chunk_examples = (1, 8, 64), (8, 64), 16, 16, 4096
-        batch_sizes, width, t_reps, t_explicit = (16,), 64, 3, 2
+        ns, groups, reps, explicit_reps, chunk_examples = (1, 4), (4,), 8, 8, 4096
+        batch_sizes, width, t_reps, t_explicit = (8,), 16, 3, 2
     else:
         ns, groups, reps, explicit_reps, chunk_examples = tuple(2**k for k in range(14)), (64, 1024, 8192), 128, 48, 16384
         batch_sizes, width, t_reps, t_explicit = (128, 512, 2048), 512, 30, 7

@@ -106,7 +106,16 @@ def _grad_stats(g, keep):
     names = sorted(k for k in g if keep(k))
     var = {k: np.var(np.asarray(g[k], np.float64), axis=0, ddof=1).ravel().tolist() for k in names}
     mean = {k: np.asarray(g[k], np.float64).mean(0).ravel().tolist() for k in names}
-    return {"grad_var": float(sum(np.sum(v) for v in var.values())), "grad_mean": mean, "grad_var_coords": var}
+    return {"grad_var": float(sum(np.sum(v) for v in var.values())), "grad_var_se": _total_var_se([g[k] for k in names]),
+            "grad_mean": mean, "grad_var_coords": var}
+
+
+def _total_var_se(leaves):
+    """Standard error of the total variance: it is the mean of d_r = R/(R-1)·||g_r - ḡ||² over replicates."""
+    flat = np.concatenate([np.asarray(a, np.float64).reshape(a.shape[0], -1) for a in leaves], axis=1)
+    r = flat.shape[0]
+    d = np.sum((flat - flat.mean(0)) ** 2, axis=1) * r / (r - 1)
+    return float(np.std(d, ddof=1) / np.sqrt(r))
 
 
 def _xla_peak(compiled):
@@ -406,10 +415,14 @@ for _ in range(cfg["var_reps"]):
     gs = torch.autograd.grad(loss, ps)
     for k, g in zip(var_names, gs): grads[k].append(g.detach().numpy().astype(np.float64))
 var = {k: np.var(np.stack(v), axis=0, ddof=1).ravel().tolist() for k, v in grads.items()}
+flat = np.concatenate([np.stack(v).reshape(len(v), -1) for v in grads.values()], axis=1)
+R = flat.shape[0]
+d = np.sum((flat - flat.mean(0)) ** 2, axis=1) * R / (R - 1)
+var_se = float(np.std(d, ddof=1) / np.sqrt(R))
 mean = {k: np.stack(v).mean(0).ravel().tolist() for k, v in grads.items()}
 print(json.dumps({"median_ms": 1e3 * float(np.median(times)), "compile_s": first, "peak_bytes": 1024 * first_peak,
                   "peak_steady_bytes": 1024 * steady_peak,
-                  "grad_var": float(sum(np.sum(v) for v in var.values())), "grad_mean": mean,
+                  "grad_var": float(sum(np.sum(v) for v in var.values())), "grad_var_se": var_se, "grad_mean": mean,
                   "grad_var_coords": var, "threads": torch.get_num_threads()}))
 """
 
@@ -507,7 +520,7 @@ def _print_table(problem, n, rows, var_reps):
     title = {"lr": "Bayesian logistic regression (breast_cancer, 31 weights)",
              "vae": "Gaussian VAE (digits, batch of images)"}[problem]
     print(f"\n## {title}, N={n} samples")
-    print("| library / estimator | ms/step (median) | x repgrad | compile s | peak memory | grad variance | x repgrad | mean vs repgrad (max z) |")
+    print("| library / estimator | ms/step (median) | x repgrad | compile s | peak memory | grad variance ± SE | x repgrad | mean vs repgrad (max z) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     ref = rows.get("repgrad pathwise", {})
     for name, r in rows.items():
@@ -520,7 +533,7 @@ def _print_table(problem, n, rows, var_reps):
         z_s = "-" if (z is None or r is ref) else f"{z:.1f}"
         print(f"| {name} | {r['median_ms']:.3f} | {t_ratio:.2f} | {r['compile_s']:.2f} | {_fmt_bytes(r['peak_bytes'])} "
               f"{' (' + _fmt_bytes(r['peak_steady_bytes']) + ' steady)' if 'peak_steady_bytes' in r else ''} "
-              f"| {r['grad_var']:.4g} | {v_ratio:.3g} | {z_s} |")
+              f"| {r['grad_var']:.4g} ± {r['grad_var_se']:.2g} | {v_ratio:.3g} | {z_s} |")
 
 
 if __name__ == "__main__":

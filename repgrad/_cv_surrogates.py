@@ -23,7 +23,8 @@ def elementwise_scores(d, x):
 
     Memory N × |leaf| (|leaf| = |x| per sample, times K for Categorical): the leaves of
     repgrad's families are broadcast to the batch shape, so this is not a Jacobian w.r.t.
-    the user's params.
+    the user's params. Each score has mean zero under d, which per-coordinate baselines
+    and coefficients need for unbiasedness.
     """
     if not isinstance(d, _d.Distribution) or isinstance(d, _d.MultivariateNormalTri):
         raise TypeError(
@@ -34,6 +35,11 @@ def elementwise_scores(d, x):
     leaves, treedef = jax.tree_util.tree_flatten(d)
 
     def log_prob(leaves, xi):
+        if isinstance(d, _d.Categorical):
+            # The leaf is normalized and log_prob reads it without renormalizing, so its raw
+            # scores 1{x = k} are not mean-zero; differentiate through log_softmax instead
+            # (scores 1{x = k} − p_k), the leaf's actual tangent space.
+            return jnp.sum(_d.Categorical(logits=leaves[0]).log_prob(xi))
         return jnp.sum(jax.tree_util.tree_unflatten(treedef, leaves).log_prob(xi))
 
     return jax.vmap(jax.grad(log_prob), in_axes=(None, 0))(leaves, x)

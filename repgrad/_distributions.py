@@ -217,19 +217,32 @@ class MultivariateNormalTri(Distribution):
             loc=jnp.broadcast_to(loc, batch + d), scale_tri=jnp.broadcast_to(jnp.tril(scale_tri), batch + d + d)
         )
 
+    # Sample axes are moved behind the event axis, (*sample, *batch, D) -> (*batch, D, S), so
+    # L multiplies or solves all samples at once: memory O(S·D + D²), not O(S·D²) from
+    # broadcasting L to every sample.
+    def _samples_last(self, y):
+        n = y.ndim - self.loc.ndim
+        sample_shape = y.shape[:n]
+        return jnp.moveaxis(jnp.reshape(y, (-1,) + y.shape[n:]), 0, -1), sample_shape
+
+    @staticmethod
+    def _samples_first(y, sample_shape):
+        y = jnp.moveaxis(y, -1, 0)
+        return jnp.reshape(y, sample_shape + y.shape[1:])
+
     def _sample(self, key, shape):
-        eps = jax.random.normal(key, shape, self.loc.dtype)
-        scale = jnp.broadcast_to(self.scale_tri, shape + shape[-1:])
-        return _to(shape, self.loc) + jnp.einsum("...ij,...j->...i", scale, eps)
+        eps, sample_shape = self._samples_last(jax.random.normal(key, shape, self.loc.dtype))
+        return _to(shape, self.loc) + self._samples_first(self.scale_tri @ eps, sample_shape)
 
     def log_prob(self, x):
         x = jnp.asarray(x)
         shape = jnp.broadcast_shapes(x.shape, self.loc.shape)
         x, loc = _to(shape, x, self.loc)
-        scale = jnp.broadcast_to(self.scale_tri, shape + shape[-1:])
-        z = jax.scipy.linalg.solve_triangular(scale, (x - loc)[..., None], lower=True)[..., 0]
-        log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(scale, axis1=-2, axis2=-1))), axis=-1)
-        return -0.5 * jnp.sum(z * z, axis=-1) - log_det - shape[-1] * _LOG_SQRT_2PI
+        diff, sample_shape = self._samples_last(x - loc)
+        z = jax.scipy.linalg.solve_triangular(self.scale_tri, diff, lower=True)  # (*batch, D, S)
+        maha = self._samples_first(jnp.sum(z * z, axis=-2)[..., None, :], sample_shape)[..., 0]
+        log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(self.scale_tri, axis1=-2, axis2=-1))), axis=-1)
+        return -0.5 * maha - jnp.broadcast_to(log_det, maha.shape) - shape[-1] * _LOG_SQRT_2PI
 
     def mean(self):
         return self.loc

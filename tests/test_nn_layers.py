@@ -243,29 +243,33 @@ def test_flipout_vmap_grad_scan():
     assert all(bool(jnp.all(jnp.isfinite(a))) for a in q)
 
 
-def test_float64():
+def test_float64_and_conv_shapes():
+    """Shapes/dtypes by tracing (jax.eval_shape: no compile); one real float64 run with grad."""
     conv_layers = [nn.conv2d_flipout, nn.conv2d_reparameterization, nn.conv2d_local_reparameterization]
+    k = jax.random.key(1)
     with jax.enable_x64(True):
-        pc = nn.init_conv2d(jax.random.key(0), 3, 2, 4, dtype=jnp.float64)
+        pc = nn.init_conv2d(jax.random.key(0), (3, 2), 2, 4, dtype=jnp.float64)
         pd = nn.init_dense(jax.random.key(0), 3, 2, dtype=jnp.float64)
-        xc, xd = jnp.ones((2, 5, 5, 2), jnp.float64), jnp.ones((4, 3), jnp.float64)
+        xc, xd = jnp.ones((3, 8, 8, 2), jnp.float64), jnp.ones((4, 3), jnp.float64)
         for layer in LAYERS:
-            assert jax.jit(layer)(pd, xd, jax.random.key(1)).dtype == jnp.float64
+            out = jax.eval_shape(jax.grad(lambda q, layer=layer: jnp.sum(layer(q, xd, k))), pd)
+            assert out.kernel_rho.dtype == jnp.float64
+            assert jax.eval_shape(layer, pd, xd[0], k).shape == (2,)
         for layer in conv_layers:
-            assert jax.jit(layer)(pc, xc, jax.random.key(1)).dtype == jnp.float64
-        g = jax.jit(jax.grad(lambda q: jnp.sum(nn.dense_flipout(q, xd, jax.random.key(1)))))(pd)
-        assert g.kernel_rho.dtype == jnp.float64
+            out = jax.eval_shape(lambda q, layer=layer: layer(q, xc, k, strides=2, padding="VALID"), pc)
+            assert out.shape == (3, 3, 4, 4) and out.dtype == jnp.float64
+            assert jax.eval_shape(layer, pc, xc[0], k).shape == (8, 8, 4)
+        g = jax.jit(jax.grad(lambda q: jnp.sum(nn.dense_flipout(q, xd, k))))(pd)
+        assert g.kernel_rho.dtype == jnp.float64 and bool(jnp.all(jnp.isfinite(g.kernel_rho)))
         assert nn.kl_divergence(pd).dtype == jnp.float64
-        assert nn.kl_divergence(pc, rg.Laplace(0.0, 1.0), key=jax.random.key(2)).dtype == jnp.float64
+        assert jax.eval_shape(lambda q: nn.kl_divergence(q, rg.Laplace(0.0, 1.0), key=k), pc).dtype == jnp.float64
 
 
-def test_conv_shapes_and_single_example():
-    p = nn.init_conv2d(jax.random.key(0), (3, 2), 2, 4)
-    x = jnp.ones((3, 8, 8, 2))
-    for layer in (nn.conv2d_flipout, nn.conv2d_reparameterization, nn.conv2d_local_reparameterization):
-        f = jax.jit(layer, static_argnames=("strides", "padding"))
-        assert f(p, x, jax.random.key(1), strides=2, padding="VALID").shape == (3, 3, 4, 4)
-        np.testing.assert_array_equal(f(p, x[0], jax.random.key(1)), f(p, x[:1], jax.random.key(1))[0])
+def test_conv_flipout_single_example_equals_batch_of_one():
+    p = nn.init_conv2d(jax.random.key(0), 3, 2, 4)
+    x = jnp.ones((1, 6, 6, 2))
+    f = jax.jit(nn.conv2d_flipout)
+    np.testing.assert_array_equal(f(p, x[0], jax.random.key(1)), f(p, x, jax.random.key(1))[0])
 
 
 # ----------------------------------------------------------------------------- errors

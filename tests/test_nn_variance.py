@@ -43,20 +43,22 @@ def _grad_fn(layer):
     examples' signs and noise never touch it)."""
     x, y, params = _problem()
 
-    def loss(ps, key, idx, weights):
+    def loss(ps, key, x, y, idx, weights):
         k1, k2 = jax.random.split(key)
         h = jnp.tanh(layer(ps[0], x[idx], k1))
         logits = layer(ps[1], h, k2)
         nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[idx][:, None], axis=1)[:, 0]
         return jnp.sum(weights * nll)
 
-    def one(key, weights):
+    def one(key, weights, x, y, params):
         k_data, k_w = jax.random.split(key)
         idx = jax.random.randint(k_data, (max(NS),), 0, x.shape[0])  # i.i.d. minibatch
-        g = jax.grad(loss)(params, k_w, idx, weights)
+        g = jax.grad(loss)(params, k_w, x, y, idx, weights)
         return jnp.concatenate([jnp.ravel(a) for a in jax.tree_util.tree_leaves(g)])
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+    # data and params as arguments, not closed-over constants (which slow XLA's compile)
+    run = jax.jit(jax.vmap(one, in_axes=(0, None, None, None, None)))
+    return lambda keys, weights: run(keys, weights, x, y, params)
 
 
 def _sq_dev(layer, n, key):

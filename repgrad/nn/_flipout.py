@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from . import _checks
 from ._init import Conv2DParams, DenseParams
+from ._reparameterization import standard_normal_like
 
 __all__ = ["flipout", "dense_flipout", "conv2d_flipout"]
 
@@ -86,10 +87,8 @@ def flipout(layer_fn, *, example_ndim: int = 1):
             raise ValueError("flipout: layer_fn must return an array with an output-channel (last) axis.")
 
         k_eps, key_signs = jax.random.split(key)
-        eps_keys = jax.random.split(k_eps, len(loc_leaves))
-        delta = treedef.unflatten(
-            [s * jax.random.normal(k, jnp.shape(m), jnp.result_type(m)) for k, m, s in zip(eps_keys, loc_leaves, scale_leaves, strict=True)]
-        )
+        eps = standard_normal_like(k_eps, loc_leaves)
+        delta = treedef.unflatten([s * e for s, e in zip(scale_leaves, eps, strict=True)])
         signs_in, signs_out = draw_signs(key_signs, x.shape[0], x.shape[-1], out.shape[-1], x.dtype)
 
         def per_example(x_n, s_n, r_n):
@@ -105,11 +104,8 @@ def flipout(layer_fn, *, example_ndim: int = 1):
 
 def draw_signs(key, batch: int, in_channels: int, out_channels: int, dtype):
     """Rademacher sign vectors ``(batch, in_channels)`` and ``(batch, out_channels)``: ±1, each w.p. 1/2."""
-    k_in, k_out = jax.random.split(key)
-    return (
-        jax.random.rademacher(k_in, (batch, in_channels), dtype),
-        jax.random.rademacher(k_out, (batch, out_channels), dtype),
-    )
+    signs = jax.random.rademacher(key, (batch, in_channels + out_channels), dtype)  # one draw, then split
+    return signs[:, :in_channels], signs[:, in_channels:]
 
 
 def _dense_single(weights, x):

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
+import jax.numpy as jnp
 
 from . import _checks
 from ._init import Conv2DParams, DenseParams
 
-__all__ = ["sample_weights", "dense_reparameterization", "conv2d_reparameterization"]
+__all__ = ["sample_weights", "standard_normal_like", "dense_reparameterization", "conv2d_reparameterization"]
 
 
 def sample_weights(params, key):
-    """One reparameterized draw (kernel, bias) = loc + softplus(rho) ∘ ε, ε ~ N(0, I)."""
-    k_kernel, k_bias = jax.random.split(key)
-    eps_k = jax.random.normal(k_kernel, params.kernel_loc.shape, params.kernel_loc.dtype)
-    eps_b = jax.random.normal(k_bias, params.bias_loc.shape, params.bias_loc.dtype)
-    return params.kernel_loc + params.kernel_scale * eps_k, params.bias_loc + params.bias_scale * eps_b
+    """One reparameterized draw (kernel, bias) = loc + softplus(rho) ∘ ε, ε ~ N(0, I).
+
+    Example:
+      >>> import jax, repgrad as rg
+      >>> kernel, bias = rg.nn.sample_weights(rg.nn.init_dense(jax.random.key(0), 4, 3), jax.random.key(1))
+    """
+    kernel_eps, bias_eps = standard_normal_like(key, (params.kernel_loc, params.bias_loc))
+    return params.kernel_loc + params.kernel_scale * kernel_eps, params.bias_loc + params.bias_scale * bias_eps
+
+
+def standard_normal_like(key, arrays):
+    """Independent N(0, 1) noise shaped like each array, from a single random draw.
+
+    One ``jax.random.normal`` call (not one per array) keeps the compiled program small:
+    every threefry call site adds to compile time."""
+    sizes = [math.prod(jnp.shape(a)) for a in arrays]
+    dtype = jnp.result_type(arrays[0])
+    flat = jax.random.normal(key, (sum(sizes),), dtype)
+    out, start = [], 0
+    for a, size in zip(arrays, sizes, strict=True):
+        out.append(flat[start : start + size].reshape(jnp.shape(a)).astype(jnp.result_type(a)))
+        start += size
+    return out
 
 
 def dense_reparameterization(params: DenseParams, x, key):
