@@ -116,11 +116,13 @@ def total_variance(g):
     return z.mean(), z.std(ddof=1) / math.sqrt(r)
 
 
-def variance_study(ns, groups, replicates, explicit_replicates, examples_per_chunk):
+def variance_study(ns, groups, replicates, explicit_replicates, examples_per_chunk, names=tuple(ESTIMATORS)):
     x, y = load_data()
     params = frozen_mlp()
     out = {}
     for e, (name, layer) in enumerate(ESTIMATORS.items()):
+        if name not in names:
+            continue
         reps = explicit_replicates if name == "independent per-example" else replicates
         rows = []
         t0 = time.perf_counter()
@@ -262,7 +264,8 @@ def main(argv=None):
     else:
         ns, groups, reps, explicit_reps, chunk_examples = tuple(2**k for k in range(14)), (64, 1024, 8192), 128, 48, 16384
         batch_sizes, width, t_reps, t_explicit = (128, 512, 2048), 512, 30, 7
-    var_results = variance_study(ns, groups, reps, explicit_reps, chunk_examples)
+    names = ("shared sample", "flipout") if args.small else tuple(ESTIMATORS)
+    var_results = variance_study(ns, groups, reps, explicit_reps, chunk_examples, names)
     cost_rows = cost_study(batch_sizes, width, t_reps, t_explicit)
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)

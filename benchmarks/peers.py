@@ -19,7 +19,8 @@ leave-one-out baseline for the variance column), numpyro SVI with ``Trace_ELBO``
 vectorized particles, as Pyro users run it) and Pyro ``JitTrace_ELBO``.
 
 Columns: median wall time of one optimizer step after compilation (``jax.block_until_ready``
-for JAX; torch is synchronous on CPU), compile time (XLA ``lower().compile()``; the first
+for JAX, the JAX rows timed round-robin in one loop so that load from other processes falls
+on all of them alike; Pyro's in its own subprocess afterwards; torch is synchronous on CPU), compile time (XLA ``lower().compile()``; the first
 eager step for Pyro), peak memory (JAX: XLA ``memory_analysis()`` of the compiled step,
 arguments + outputs + temporaries - aliased; Pyro: growth of the peak RSS (Linux VmHWM, reset
 through /proc/self/clear_refs) over the first three steps, above the RSS before them, in a fresh
@@ -92,13 +93,18 @@ ENC = ("e1_w", "e1_b", "e2_w", "e2_b")
 DEC = ("d1_w", "d1_b", "d2_w", "d2_b")
 
 
-def _timeit(fn, reps):
-    times = []
+def _time_interleaved(rows, reps):
+    """Median time of each row's compiled step, timed round-robin so that load from other
+    processes (a shared machine) falls on every row alike; fills ``median_ms``."""
+    steps = {name: r.pop("_step") for name, r in rows.items() if "_step" in r}
+    times = {name: [] for name in steps}
     for i in range(reps):
-        t0 = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        for name, one in steps.items():
+            t0 = time.perf_counter()
+            one(i)
+            times[name].append(time.perf_counter() - t0)
+    for name, t in times.items():
+        rows[name]["median_ms"] = 1e3 * float(np.median(t))
 
 
 def _grad_stats(g, keep):
@@ -227,11 +233,9 @@ def run_jax_row(problem, loss, params, data, reps, var_reps, var_keys_filter):
         holder[0], v = compiled(holder[0], *data)
         jax.block_until_ready(v)
 
-    med = _timeit(one, reps)
     grad_fn = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0) + (None,) * len(data)))
     g = grad_fn(params, jax.random.split(jax.random.key(1), var_reps), *data)
-    return {"median_ms": 1e3 * med, "compile_s": compile_s, "peak_bytes": _xla_peak(compiled),
-            **_grad_stats(g, var_keys_filter)}
+    return {"_step": one, "compile_s": compile_s, "peak_bytes": _xla_peak(compiled), **_grad_stats(g, var_keys_filter)}
 
 
 # ----------------------------------------------------------------------------------- numpyro
@@ -301,11 +305,9 @@ def run_numpyro_row(problem, n, elbo_name, params, data, reps, var_reps, var_key
         holder[0], v = compiled(holder[0], *data)
         jax.block_until_ready(v)
 
-    med = _timeit(one, reps)
     grad_fn = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0) + (None,) * len(data)))
     g = grad_fn(params, jax.random.split(jax.random.key(1), var_reps), *data)
-    return {"median_ms": 1e3 * med, "compile_s": compile_s, "peak_bytes": _xla_peak(compiled),
-            **_grad_stats(g, var_keys_filter)}
+    return {"_step": one, "compile_s": compile_s, "peak_bytes": _xla_peak(compiled), **_grad_stats(g, var_keys_filter)}
 
 
 # ----------------------------------------------------------------------------------- TFP
@@ -503,6 +505,7 @@ def main(argv=None) -> dict:
                 attempt(f"numpyro {elbo}", lambda elbo=elbo: run_numpyro_row(problem, n, elbo, params, data, reps, var_reps, is_var))
         if "tfp" in peers:
             attempt("TFP-on-JAX monte_carlo_variational_loss", lambda: run_tfp_row(problem, n, params, data, reps, var_reps, is_var))
+        _time_interleaved(rows, reps)  # the JAX rows, round-robin
         if "pyro" in peers:
             for elbo in ("Trace_ELBO",) if args.small else ("Trace_ELBO", "JitTrace_ELBO"):
                 attempt(f"Pyro {elbo} (torch CPU)", lambda elbo=elbo: run_pyro_row(problem, n, elbo, params_np, data_np, reps, var_reps))

@@ -96,6 +96,9 @@ def test_mvn_tri_log_prob_broadcasting_and_samples():
     for b in range(2):
         expected = st.multivariate_normal(locs[b], L @ L.T).logpdf(x[:, b])
         np.testing.assert_allclose(lp[:, b], expected, rtol=1e-5, atol=1e-5)
+    # A single event x broadcasts against the batch.
+    single = [st.multivariate_normal(locs[b], L @ L.T).logpdf(x[0, 0]) for b in range(2)]
+    np.testing.assert_allclose(d.log_prob(jnp.asarray(x[0, 0], jnp.float32)), single, rtol=1e-5, atol=1e-5)
     # Upper triangle is ignored.
     d_upper = rg.MultivariateNormalTri(
         jnp.asarray(locs, jnp.float32), jnp.asarray(L + np.triu(np.ones((3, 3)), 1))
