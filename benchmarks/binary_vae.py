@@ -139,7 +139,7 @@ def make_loss(name: str):
         logits = _mlp(params["enc"], x)
         keys = jax.random.split(key, x.shape[0])
         if stateful:
-            per, psi_g = jax.vmap(lambda lg, k, xi: exp(lg, k, params["dec"], xi, baseline_state=psi))(logits, keys, x)
+            per, psi_g = jax.vmap(lambda lg, k, xi: exp(lg, k, params["dec"], xi, control_params=psi))(logits, keys, x)
             psi_g = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), psi_g)
         else:
             per, psi_g = jax.vmap(lambda lg, k, xi: exp(lg, k, params["dec"], xi))(logits, keys, x), None

@@ -28,10 +28,12 @@ class Surrogate(NamedTuple):
       fn: ``fn(params, key, args, state) -> (loss, (value, aux, new_state))``; ``loss``
         equals ``value`` numerically and its gradient w.r.t. ``params`` is the estimator.
       init_state: ``None`` when stateless, else a callable returning the initial state.
+      state_name: the keyword the public functions take the state by.
     """
 
     fn: Callable[..., Any]
     init_state: Callable[[], Any] | None = None
+    state_name: str = "baseline_state"
 
 
 # ----------------------------------------------------------------------------- checks
@@ -222,13 +224,13 @@ def dist_leaves(d):
 # ------------------------------------------------------------- building transforms
 
 
-def make_value_and_grad(surrogate: Surrogate, f, has_aux: bool, stateful_name: str = "baseline_state"):
+def make_value_and_grad(surrogate: Surrogate, f, has_aux: bool):
     """``jax.value_and_grad`` over a surrogate, with the call-time checks and outputs."""
     stateful = surrogate.init_state is not None
 
     @functools.wraps(f)
     def value_and_grad_fn(params, key, *args, **kwargs):
-        state = _pop_state(kwargs, stateful, stateful_name)
+        state = _pop_state(kwargs, stateful, surrogate.state_name)
         check_key(key)
         grad_of = jax.grad(lambda p: surrogate.fn(p, key, args, state), has_aux=True)
         grads, (value, aux, new_state) = grad_of(params)
@@ -254,12 +256,12 @@ def make_grad(value_and_grad_fn, f, has_aux: bool):
     return grad_fn
 
 
-def make_expectation(surrogate: Surrogate, f, has_aux: bool, stateful_name: str = "baseline_state"):
+def make_expectation(surrogate: Surrogate, f, has_aux: bool):
     stateful = surrogate.init_state is not None
 
     @functools.wraps(f)
     def loss_fn(params, key, *args, **kwargs):
-        state = _pop_state(kwargs, stateful, stateful_name)
+        state = _pop_state(kwargs, stateful, surrogate.state_name)
         check_key(key)
         loss, (_, aux, new_state) = surrogate.fn(params, key, args, state)
         if has_aux and stateful:

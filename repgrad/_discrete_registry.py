@@ -2,7 +2,7 @@
 
 Names: "gumbel_softmax"/"concrete" (option ``temperature``, ``straight_through``),
 "straight_through" (ST Gumbel-softmax), "arm", "disarm", "rebar" and "relax" (their
-control-variate parameters go in as ``baseline_state=psi``; the loss then returns
+control-variate parameters go in as ``control_params=psi``; the loss then returns
 ``(loss, psi_grads)``; RELAX needs ``control=c``), "vimco" and "disarm_multisample"
 (f is then the per-sample log-weight and the value the K-sample bound), and
 "enumeration"/"exact" (``num_samples`` ignored). Leave-one-out REINFORCE is

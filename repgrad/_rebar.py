@@ -123,7 +123,7 @@ def _relax_surrogate(f, dist, *, num_samples, has_aux, control=None, sample_shar
     fn = _control_variate_surrogate(
         f, dist, control, num_samples=num_samples, has_aux=has_aux, name="relax", sample_sharding=sample_sharding
     )
-    return _core.Surrogate(fn, _relax_state_error)
+    return _core.Surrogate(fn, _relax_state_error, state_name="control_params")
 
 
 def rebar_control(f, *, categorical: bool, has_aux: bool = False):
@@ -159,7 +159,7 @@ def _rebar_surrogate(f, dist, *, num_samples, has_aux, eta=1.0, temperature=0.5,
         )
         return inner(params, key, args, psi)
 
-    return _core.Surrogate(fn, lambda: rebar_init(eta, temperature))
+    return _core.Surrogate(fn, lambda: rebar_init(eta, temperature), state_name="control_params")
 
 
 def rebar_value_and_grad(
@@ -215,7 +215,7 @@ def rebar_value_and_grad(
         f, dist, num_samples=num_samples, has_aux=has_aux, eta=eta, temperature=temperature,
         sample_sharding=sample_sharding,
     )
-    return _core.make_value_and_grad(s, f, has_aux, stateful_name="control_params")
+    return _core.make_value_and_grad(s, f, has_aux)
 
 
 def rebar_grad(
@@ -271,7 +271,7 @@ def relax_value_and_grad(f, dist, control, *, num_samples: int = 1, has_aux: boo
     Returns:
       ``fn(params, key, *args, control_params=psi) -> ((value, grads), psi_grads)``;
       ψ and its optimizer state stay yours. Via ``repgrad.expectation(...,
-      estimator="relax", control=c)`` pass ψ as ``baseline_state=psi`` and get
+      estimator="relax", control=c)`` pass ψ as ``control_params=psi`` and get
       ``(loss, psi_grads)``.
 
     Example:
@@ -292,7 +292,7 @@ def relax_value_and_grad(f, dist, control, *, num_samples: int = 1, has_aux: boo
     s = _relax_surrogate(
         f, dist, num_samples=num_samples, has_aux=has_aux, control=control, sample_sharding=sample_sharding
     )
-    return _core.make_value_and_grad(s, f, has_aux, stateful_name="control_params")
+    return _core.make_value_and_grad(s, f, has_aux)
 
 
 def relax_grad(f, dist, control, *, num_samples: int = 1, has_aux: bool = False, sample_sharding=None):

@@ -75,7 +75,7 @@ def test_value_unbiased_and_expectation_registration():
         assert_unbiased(g, exact_grad, name=f"{name} via expectation")
     loss = rg.expectation(f, bern, estimator="rebar", num_samples=2)
     psi = loss.init_state()
-    g = replicate(lambda k: jax.grad(loss, has_aux=True)(THETA, k, baseline_state=psi)[0], jax.random.key(3), R)
+    g = replicate(lambda k: jax.grad(loss, has_aux=True)(THETA, k, control_params=psi)[0], jax.random.key(3), R)
     assert_unbiased(g, exact_grad, name="rebar via expectation")
 
 
@@ -91,7 +91,7 @@ def test_any_params_to_logits_map_and_f_args():
     e_a = jax.grad(rg.expectation(f, dist, estimator="exact"), argnums=2)(params, jax.random.key(0), a)
     for name in ["disarm", "rebar"]:
         loss = rg.expectation(f, dist, estimator=name, num_samples=2)
-        kw = {"baseline_state": loss.init_state()} if name == "rebar" else {}
+        kw = {"control_params": loss.init_state()} if name == "rebar" else {}
 
         def one(k, loss=loss, kw=kw):
             gp, ga = jax.grad(lambda p, a: loss(p, k, a, **kw)[0] if kw else loss(p, k, a), argnums=(0, 1))(params, a)
