@@ -13,7 +13,7 @@ optimizer, Adam(1e-3) from optax or the peer's own Adam):
   the batch.
 
 Rows: repgrad ``rg.expectation(..., estimator="pathwise")`` (and ``"score"`` with a
-leave-one-out baseline for the variance column), numpyro SVI with ``Trace_ELBO`` and
+leave-one-out baseline and with ``rg.optimal_baseline("loo")``, for the variance column), numpyro SVI with ``Trace_ELBO`` and
 ``TraceGraph_ELBO`` (vectorized particles), TFP-on-JAX ``tfp.vi.monte_carlo_variational_loss``
 (guarded: TFP 0.25 does not import with jax 0.10), Pyro ``Trace_ELBO`` on PyTorch CPU (eager,
 vectorized particles, as Pyro users run it) and Pyro ``JitTrace_ELBO``.
@@ -187,15 +187,20 @@ def repgrad_losses(n):
         return vae_nlj(z, dec, x) + jnp.sum(q(qp).log_prob(z))
 
     out = {}
-    for name, opts in {"pathwise": {}, "score": {"baseline": "loo"}}.items():
-        lr_e = rg.expectation(lr_f, q, estimator=name, num_samples=n, **opts)
-        vae_e = rg.expectation(vae_f, q, estimator=name, num_samples=n, **opts)
-        batch_e = rg.expectation(batch_f, q, estimator=name, num_samples=n, **opts)
+    variants = {
+        "pathwise": ("pathwise", {}),
+        "score": ("score", {"baseline": "loo"}),
+        "score_optimal": ("score", {"baseline": rg.optimal_baseline("loo")}),
+    }
+    for name, (estimator, opts) in variants.items():
+        lr_e = rg.expectation(lr_f, q, estimator=estimator, num_samples=n, **opts)
+        vae_e = rg.expectation(vae_f, q, estimator=estimator, num_samples=n, **opts)
+        batch_e = rg.expectation(batch_f, q, estimator=estimator, num_samples=n, **opts)
 
         def lr_loss(p, key, x, y, lr_e=lr_e):
             return lr_e(p, key, p, x, y)
 
-        def vae_loss(p, key, x, vae_e=vae_e, batch_e=batch_e, per_example=name == "score"):
+        def vae_loss(p, key, x, vae_e=vae_e, batch_e=batch_e, per_example=estimator == "score"):
             loc, log_scale = encode(p, x)
             qp = {"loc": loc, "log_scale": log_scale}
             dec = {k: p[k] for k in DEC}
@@ -500,6 +505,9 @@ def main(argv=None) -> dict:
             losses = repgrad_losses(n)
             attempt("repgrad pathwise", lambda: run_jax_row(problem, losses["pathwise"][problem], params, data, reps, var_reps, is_var))
             attempt("repgrad score+LOO", lambda: run_jax_row(problem, losses["score"][problem], params, data, reps, var_reps, is_var))
+            if not args.small:
+                attempt("repgrad score+optimal baseline (LOO-estimated)",
+                        lambda: run_jax_row(problem, losses["score_optimal"][problem], params, data, reps, var_reps, is_var))
         if "numpyro" in peers:
             for elbo in ("Trace_ELBO",) if args.small else ("Trace_ELBO", "TraceGraph_ELBO"):
                 attempt(f"numpyro {elbo}", lambda elbo=elbo: run_numpyro_row(problem, n, elbo, params, data, reps, var_reps, is_var))

@@ -123,7 +123,7 @@ def _part_gradient(part, f, args, x, values):
     return c * jnp.mean(plus - minus, axis=0).astype(c.dtype)
 
 
-def _measure_valued_surrogate(f, dist, *, num_samples, has_aux, coupled=True):
+def _measure_valued_surrogate(f, dist, *, num_samples, has_aux, coupled=True, sample_sharding=None):
     def fn(params, key, args, state):
         d = _core.resolve_dist(dist, params)
         decompose = DECOMPOSITIONS.get(type(d))
@@ -134,7 +134,7 @@ def _measure_valued_surrogate(f, dist, *, num_samples, has_aux, coupled=True):
                 f"(supported: {supported}). Use repgrad.pathwise_grad or repgrad.score_grad."
             )
         key_x, key_w = jax.random.split(key)
-        x = _sg(_core.draw(d, key_x, num_samples))
+        x = _sg(_core.shard_samples(_core.draw(d, key_x, num_samples), sample_sharding))
         values, aux = _core.eval_f(f, x, args, has_aux, num_samples)
         f_only = (lambda xs, *a: f(xs, *a)[0]) if has_aux else f
         sg_args = _sg(args)
@@ -148,7 +148,9 @@ def _measure_valued_surrogate(f, dist, *, num_samples, has_aux, coupled=True):
     return _core.Surrogate(fn)
 
 
-def measure_valued_value_and_grad(f, dist, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True):
+def measure_valued_value_and_grad(
+    f, dist, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, sample_sharding=None
+):
     r"""Monte Carlo value and measure-valued gradient of E_{p_θ}[f].
 
     .. math::
@@ -178,6 +180,7 @@ def measure_valued_value_and_grad(f, dist, *, num_samples: int = 1, has_aux: boo
       has_aux: whether f returns ``(value, aux)``.
       coupled: share randomness between p⁺ and p⁻ (variance reduction); for Gamma,
         Poisson and Categorical one side reuses the sample itself.
+      sample_sharding: optional ``jax.sharding.Sharding`` for the sample axis.
 
     Returns:
       ``fn(params, key, *args) -> (value, grads)``.
@@ -195,11 +198,15 @@ def measure_valued_value_and_grad(f, dist, *, num_samples: int = 1, has_aux: boo
     """
     num_samples = _core.check_num_samples(num_samples)
     has_aux = _core.check_has_aux(has_aux)
-    surrogate = _measure_valued_surrogate(f, dist, num_samples=num_samples, has_aux=has_aux, coupled=coupled)
+    surrogate = _measure_valued_surrogate(
+        f, dist, num_samples=num_samples, has_aux=has_aux, coupled=coupled, sample_sharding=sample_sharding
+    )
     return _core.make_value_and_grad(surrogate, f, has_aux)
 
 
-def measure_valued_grad(f, dist, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True):
+def measure_valued_grad(
+    f, dist, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, sample_sharding=None
+):
     r"""Measure-valued gradient of E_{p_θ}[f]; see ``measure_valued_value_and_grad``.
 
     .. math::
@@ -219,5 +226,7 @@ def measure_valued_grad(f, dist, *, num_samples: int = 1, has_aux: bool = False,
     References:
       Mohamed et al. 2020 (arXiv:1906.10652), §6.
     """
-    vg = measure_valued_value_and_grad(f, dist, num_samples=num_samples, has_aux=has_aux, coupled=coupled)
+    vg = measure_valued_value_and_grad(
+        f, dist, num_samples=num_samples, has_aux=has_aux, coupled=coupled, sample_sharding=sample_sharding
+    )
     return _core.make_grad(vg, f, has_aux)

@@ -165,7 +165,7 @@ def test_float64_mixed_dtypes_and_stateful_scan():
         assert int(state.count) == 3
 
 
-@pytest.mark.parametrize("name", ["pathwise", "score"])
+@pytest.mark.parametrize("name", ["pathwise", "score", "measure_valued"])
 def test_sharding_over_8_devices(name):
     assert len(jax.devices()) == 8  # tests/conftest.py asks XLA for 8 host devices
     mesh = Mesh(np.array(jax.devices()), ("s",))
