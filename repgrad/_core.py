@@ -172,10 +172,38 @@ def sample_for_pathwise(d, key, num_samples: int):
 
 
 def shard_samples(x, sharding):
-    """Places the leading (sample) axis of ``x`` with ``sharding``, if one is given."""
+    """Places the leading (sample) axis of ``x`` with ``sharding``, if one is given.
+
+    Checked at trace time, because XLA would otherwise quietly replicate the samples
+    (indivisible count) or refuse the constraint deep inside (Explicit mesh axes).
+    """
     if sharding is None:
         return x
-    return jax.tree_util.tree_map(lambda a: jax.lax.with_sharding_constraint(a, sharding), x)
+    if not isinstance(sharding, jax.sharding.Sharding):
+        raise TypeError(
+            f"sample_sharding must be a jax.sharding.Sharding, got {type(sharding).__name__}; e.g. "
+            "NamedSharding(mesh, PartitionSpec('samples'))."
+        )
+    mesh = getattr(sharding, "mesh", None)
+    axis_types = getattr(mesh, "axis_types", ())
+    if any(str(t).endswith("Explicit") for t in axis_types):
+        raise ValueError(
+            "sample_sharding uses a mesh with Explicit axes, which with_sharding_constraint cannot "
+            "use; build the mesh with Auto axes: jax.make_mesh(shape, names, "
+            "axis_types=(jax.sharding.AxisType.Auto,) * len(names))."
+        )
+
+    def place(a):
+        try:
+            sharding.shard_shape(a.shape)
+        except ValueError as e:
+            raise ValueError(
+                f"num_samples={a.shape[0]} cannot be split evenly by sample_sharding ({e}). Use a "
+                "multiple of the number of devices on the sample axis."
+            ) from None
+        return jax.lax.with_sharding_constraint(a, sharding)
+
+    return jax.tree_util.tree_map(place, x)
 
 
 def eval_f(f, x, args, has_aux: bool, num_samples: int):

@@ -199,3 +199,17 @@ def test_distribution_constructor_errors():
         rg.MultivariateNormalTri(jnp.zeros(3), jnp.eye(2))
     with pytest.raises(AttributeError, match="immutable"):
         rg.Normal(0.0, 1.0).loc = 2.0
+
+
+def test_sample_sharding_errors_name_the_fix():
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    explicit = jax.make_mesh((8,), ("s",), axis_types=(AxisType.Explicit,))
+    with pytest.raises(ValueError, match=r"AxisType\.Auto"):
+        rg.pathwise_grad(F, NORMAL, num_samples=8, sample_sharding=NamedSharding(explicit, P("s")))(PARAMS, KEY)
+    auto = jax.make_mesh((8,), ("s",), axis_types=(AxisType.Auto,))
+    with pytest.raises(ValueError, match="multiple of the number of devices"):
+        rg.score_grad(F, NORMAL, num_samples=12, sample_sharding=NamedSharding(auto, P("s")))(PARAMS, KEY)
+    with pytest.raises(TypeError, match="jax.sharding.Sharding"):
+        rg.pathwise_grad(F, NORMAL, num_samples=8, sample_sharding="s")(PARAMS, KEY)
