@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=15
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check repgrad tests benchmarks
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
