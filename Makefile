@@ -21,9 +21,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Full benchmark runs (tens of minutes on 2 cores); each script also takes --small.
+BENCHMARKS := overhead flipout control_variates binary_vae peers sharding
+
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
-	$(PY) benchmarks/overhead.py
+	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

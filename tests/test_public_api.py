@@ -1,24 +1,18 @@
 """The public surface: every exported name exists and is documented; transforms carry a
-runnable example and references; the core examples run."""
+runnable example and references; every docstring example in the package runs under the
+strict test configuration (tests/conftest.py)."""
 
 import doctest
+import importlib
 import inspect
+import pkgutil
 
 import pytest
 
 import repgrad as rg
 
 PUBLIC = sorted(rg.__all__)
-# Core objects whose docstring examples are executed here (cheap ones; the measure-valued
-# examples are left out because eager measure-valued calls take seconds).
-CORE_EXAMPLES = [
-    "pathwise_grad",
-    "pathwise_value_and_grad",
-    "score_grad",
-    "score_value_and_grad",
-    "expectation",
-    "moving_average_baseline",
-]
+MODULES = sorted(m.name for m in pkgutil.walk_packages(rg.__path__, "repgrad.") if m.name != "repgrad.__main__")
 
 
 def _is_transform(name):
@@ -44,16 +38,21 @@ def test_documented(name):
         assert "References" in doc, f"repgrad.{name}'s docstring needs a References: section"
 
 
-@pytest.mark.parametrize("name", CORE_EXAMPLES)
-def test_core_examples_run(name):
-    obj = getattr(rg, name)
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstring_examples_run(module_name):
+    module = importlib.import_module(module_name)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in doctest.DocTestFinder().find(module, module_name, globs={}):
+        runner.run(test)
+    assert runner.failures == 0, f"a docstring example in {module_name} fails (see the output above)"
+
+
+def test_transforms_have_examples():
     finder = doctest.DocTestFinder(recurse=False)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = finder.find(obj, name, globs={})
-    assert tests and tests[0].examples, f"no runnable example in repgrad.{name}"
-    for t in tests:
-        runner.run(t)
-    assert runner.failures == 0, f"the example in repgrad.{name}'s docstring fails"
+    for name in PUBLIC:
+        if _is_transform(name):
+            tests = finder.find(getattr(rg, name), name, globs={})
+            assert tests and tests[0].examples, f"no runnable example in repgrad.{name}"
 
 
 def test_distribution_classes_are_exported():
