@@ -237,11 +237,18 @@ def eval_f(f, x, args, has_aux: bool, num_samples: int):
     return values, aux
 
 
-def zero_with_grad(leaves_and_cotangents):
-    """Σ ⟨g, θ - stop_gradient(θ)⟩: value 0, gradient g w.r.t. θ."""
-    total = 0.0
+def zero_with_grad(leaves_and_cotangents, dtype=None):
+    """Σ ⟨g, θ - stop_gradient(θ)⟩: value 0, gradient g w.r.t. θ.
+
+    Each g is cast to its θ's dtype (gradients follow the params) and, when ``dtype`` is given
+    (f's value dtype), each term to ``dtype``, so the total can be added to f's value.
+    """
+    total = jnp.zeros((), dtype) if dtype is not None else 0.0
     for theta, g in leaves_and_cotangents:
-        total = total + jnp.sum(jax.lax.stop_gradient(g) * (theta - jax.lax.stop_gradient(theta)))
+        theta = jnp.asarray(theta)
+        g = jax.lax.stop_gradient(jnp.asarray(g)).astype(theta.dtype)
+        term = jnp.sum(g * (theta - jax.lax.stop_gradient(theta)))
+        total = total + (term.astype(dtype) if dtype is not None else term)
     return total
 
 

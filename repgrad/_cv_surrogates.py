@@ -156,7 +156,7 @@ def score_cv_surrogate(
         if cv_opt:
             b, new_state = base.apply(_sg(values), state)
             grads = _optimal_coefficient_grads(cv, f_only, d, x, _sg(values) - b, args)
-            term = _core.zero_with_grad(zip(jax.tree_util.tree_leaves(d), grads, strict=True))
+            term = _core.zero_with_grad(zip(jax.tree_util.tree_leaves(d), grads, strict=True), value.dtype)
             return value + jnp.asarray(term).astype(value.dtype), (value, aux, new_state)
         r, extra = residuals(d, x, values, args)
         if optimal:
@@ -168,7 +168,7 @@ def score_cv_surrogate(
                 v_b, _ = _core.eval_f(f, x_b, _sg(args), has_aux, num_samples)
                 fresh = (residuals(d, x_b, v_b, args)[0], elementwise_scores(d_sg, x_b))
             grads = _optimal_leaf_grads(opt.estimate, r, s_list, fresh)
-            term = _core.zero_with_grad(zip(jax.tree_util.tree_leaves(d), grads, strict=True))
+            term = _core.zero_with_grad(zip(jax.tree_util.tree_leaves(d), grads, strict=True), value.dtype)
             new_state = state
         else:
             b, new_state = base.apply(r, state)

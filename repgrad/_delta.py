@@ -97,13 +97,13 @@ def delta_method(*, coefficient=1.0) -> ControlVariate:
                     f"shape {shape}; the family must be factorized with mean in the sample space."
                 )
             delta = x.reshape(size).astype(m_flat.dtype) - m_flat
-            return f0 + jnp.dot(g, delta) + 0.5 * jnp.dot(delta, hvp(delta))
+            # Taylor terms in the params' dtype, added to f0 in f's (they may differ).
+            return f0 + (jnp.dot(g, delta) + 0.5 * jnp.dot(delta, hvp(delta))).astype(f0.dtype)
 
-        expected = (
-            f0
-            + jnp.sum(g * (mean.reshape(size) - m_flat))
+        expected = f0 + (
+            jnp.sum(g * (mean.reshape(size) - m_flat))
             + 0.5 * jnp.sum(hess_diag * var.reshape(size).astype(m_flat.dtype))
-        )
+        ).astype(f0.dtype)
         return h, expected
 
     return ControlVariate(build=build, coefficient=coefficient, name="delta_method")

@@ -95,4 +95,4 @@ def check_temperature(temperature, name: str = "temperature"):
 
 def pullback(value, logits, g):
     """``value`` plus a zero whose gradient w.r.t. ``logits`` is ``g`` (one vjp to params)."""
-    return value + _core.zero_with_grad([(logits, g.astype(logits.dtype))]).astype(value.dtype)
+    return value + _core.zero_with_grad([(logits, g)], value.dtype)

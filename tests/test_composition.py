@@ -201,3 +201,23 @@ def test_has_aux_stacks_per_sample(name):
     g2, aux2 = jax.jit(grad_fn(f, normal, num_samples=8, has_aux=True))(PARAMS, KEY)
     assert aux2["x"].shape == (8, 3)
     _close(g2, g)
+
+
+def test_f_dtype_differs_from_params_dtype():
+    # Grads follow the params' dtype and the value follows f's, for every estimator family.
+    makers = {
+        "pathwise": lambda f: rg.pathwise_value_and_grad(f, normal, num_samples=4),
+        "score_loo": lambda f: rg.score_value_and_grad(f, normal, num_samples=4, baseline="loo"),
+        "score_optimal": lambda f: rg.score_value_and_grad(f, normal, num_samples=4, baseline="optimal"),
+        "score_delta": lambda f: rg.score_value_and_grad(f, normal, num_samples=4, control_variate="delta"),
+        "measure_valued": lambda f: rg.measure_valued_value_and_grad(f, normal, num_samples=4),
+    }
+    with jax.enable_x64(True):
+        for p_dtype, f_dtype in [(jnp.float64, jnp.float32), (jnp.float32, jnp.float64)]:
+            params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, p_dtype), PARAMS)
+            f = lambda x, f_dtype=f_dtype: jnp.sum(jnp.cos(x.astype(f_dtype)))
+            for name, make in makers.items():
+                value, g = make(f)(params, KEY)
+                assert value.dtype == f_dtype, name
+                assert all(a.dtype == p_dtype for a in jax.tree_util.tree_leaves(g)), name
+                assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(g)), name
