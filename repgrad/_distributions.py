@@ -290,8 +290,9 @@ class Laplace(Distribution):
         return loc + scale * jax.random.laplace(key, shape, self.loc.dtype)
 
     def log_prob(self, x):
-        x, loc, scale = _with_x(x, self.loc, self.scale)
-        return -jnp.abs(x - loc) / scale - jnp.log(2.0 * scale)
+        # Parameter-only terms at the parameter shape, as in Normal.log_prob.
+        x, loc, inv_scale, log_norm = _with_x(x, self.loc, 1.0 / self.scale, jnp.log(2.0 * self.scale))
+        return -jnp.abs(x - loc) * inv_scale - log_norm
 
     def mean(self):
         return self.loc
@@ -313,9 +314,9 @@ class Logistic(Distribution):
         return loc + scale * jax.random.logistic(key, shape, self.loc.dtype)
 
     def log_prob(self, x):
-        x, loc, scale = _with_x(x, self.loc, self.scale)
-        z = (x - loc) / scale
-        return -z - 2.0 * jax.nn.softplus(-z) - jnp.log(scale)
+        x, loc, inv_scale, log_scale = _with_x(x, self.loc, 1.0 / self.scale, jnp.log(self.scale))
+        z = (x - loc) * inv_scale
+        return -z - 2.0 * jax.nn.softplus(-z) - log_scale
 
     def mean(self):
         return self.loc
@@ -365,8 +366,8 @@ class Exponential(Distribution):
         return jax.random.exponential(key, shape, self.rate.dtype) / _to(shape, self.rate)
 
     def log_prob(self, x):
-        x, rate = _with_x(x, self.rate)
-        return jnp.where(x >= 0, jnp.log(rate) - rate * x, -jnp.inf)
+        x, rate, log_rate = _with_x(x, self.rate, jnp.log(self.rate))
+        return jnp.where(x >= 0, log_rate - rate * x, -jnp.inf)
 
     def mean(self):
         return 1.0 / self.rate
@@ -393,8 +394,9 @@ class Gamma(Distribution):
         return jax.random.gamma(key, conc, shape, self.concentration.dtype) / rate
 
     def log_prob(self, x):
-        x, a, b = _with_x(x, self.concentration, self.rate)
-        return special.xlogy(a - 1.0, x) - b * x + a * jnp.log(b) - special.gammaln(a)
+        a, b = self.concentration, self.rate
+        x, a, b, log_norm = _with_x(x, a, b, a * jnp.log(b) - special.gammaln(a))
+        return special.xlogy(a - 1.0, x) - b * x + log_norm
 
     def mean(self):
         return self.concentration / self.rate
@@ -416,8 +418,9 @@ class Beta(Distribution):
         return jax.random.beta(key, a, b, shape, self.concentration1.dtype)
 
     def log_prob(self, x):
-        x, a, b = _with_x(x, self.concentration1, self.concentration0)
-        return special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - special.betaln(a, b)
+        a, b = self.concentration1, self.concentration0
+        x, a, b, log_beta = _with_x(x, a, b, special.betaln(a, b))
+        return special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta
 
     def mean(self):
         return self.concentration1 / (self.concentration1 + self.concentration0)
