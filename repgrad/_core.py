@@ -252,10 +252,6 @@ def zero_with_grad(leaves_and_cotangents, dtype=None):
     return total
 
 
-def dist_leaves(d):
-    return jax.tree_util.tree_leaves(d)
-
-
 # ------------------------------------------------------------- building transforms
 
 

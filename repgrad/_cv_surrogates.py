@@ -157,7 +157,7 @@ def score_cv_surrogate(
             b, new_state = base.apply(_sg(values), state)
             grads = _optimal_coefficient_grads(cv, f_only, d, x, _sg(values) - b, args)
             term = _core.zero_with_grad(zip(jax.tree_util.tree_leaves(d), grads, strict=True), value.dtype)
-            return value + jnp.asarray(term).astype(value.dtype), (value, aux, new_state)
+            return value + term, (value, aux, new_state)
         r, extra = residuals(d, x, values, args)
         if optimal:
             d_sg = jax.tree_util.tree_map(_sg, d)
