@@ -214,6 +214,25 @@ def repgrad_losses(n):
     return out
 
 
+def _compiled_row(step, state, data, loss, params, var_reps, var_keys_filter):
+    """Compiles step(state, *data) -> (state, value), returns its timing closure, compile time,
+    XLA peak memory, and the variance of jax.grad(loss) over var_reps keys at params."""
+    import jax
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(step).lower(state, *data).compile()
+    compile_s = time.perf_counter() - t0
+    holder = [compiled(state, *data)[0]]
+
+    def one(i):
+        holder[0], v = compiled(holder[0], *data)
+        jax.block_until_ready(v)
+
+    grad_fn = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0) + (None,) * len(data)))
+    g = grad_fn(params, jax.random.split(jax.random.key(1), var_reps), *data)
+    return {"_step": one, "compile_s": compile_s, "peak_bytes": _xla_peak(compiled), **_grad_stats(g, var_keys_filter)}
+
+
 def run_jax_row(problem, loss, params, data, reps, var_reps, var_keys_filter):
     """Times an optax Adam step on loss(params, key, *data) and the gradient variance."""
     import jax
@@ -229,18 +248,7 @@ def run_jax_row(problem, loss, params, data, reps, var_reps, var_keys_filter):
         return (optax.apply_updates(params, updates), opt_state, key), value
 
     state = (params, opt.init(params), jax.random.key(0))
-    t0 = time.perf_counter()
-    compiled = jax.jit(step).lower(state, *data).compile()
-    compile_s = time.perf_counter() - t0
-    holder = [compiled(state, *data)[0]]
-
-    def one(i):
-        holder[0], v = compiled(holder[0], *data)
-        jax.block_until_ready(v)
-
-    grad_fn = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0) + (None,) * len(data)))
-    g = grad_fn(params, jax.random.split(jax.random.key(1), var_reps), *data)
-    return {"_step": one, "compile_s": compile_s, "peak_bytes": _xla_peak(compiled), **_grad_stats(g, var_keys_filter)}
+    return _compiled_row(step, state, data, loss, params, var_reps, var_keys_filter)
 
 
 # ----------------------------------------------------------------------------------- numpyro
@@ -301,18 +309,7 @@ def run_numpyro_row(problem, n, elbo_name, params, data, reps, var_reps, var_key
     svi = make_svi()
     key = jax.random.key(0)
     state = svi.init(key, *data)  # params start at the shared initial values (the guide's init)
-    t0 = time.perf_counter()
-    compiled = jax.jit(svi.update).lower(state, *data).compile()
-    compile_s = time.perf_counter() - t0
-    holder = [compiled(state, *data)[0]]
-
-    def one(i):
-        holder[0], v = compiled(holder[0], *data)
-        jax.block_until_ready(v)
-
-    grad_fn = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0) + (None,) * len(data)))
-    g = grad_fn(params, jax.random.split(jax.random.key(1), var_reps), *data)
-    return {"_step": one, "compile_s": compile_s, "peak_bytes": _xla_peak(compiled), **_grad_stats(g, var_keys_filter)}
+    return _compiled_row(svi.update, state, data, loss, params, var_reps, var_keys_filter)
 
 
 # ----------------------------------------------------------------------------------- TFP
