@@ -133,7 +133,7 @@ def make_loss(name: str):
         exp = rg.expectation(log_joint, _bern, estimator="straight_through", num_samples=2, temperature=TEMPERATURE)
     else:
         raise ValueError(f"unknown estimator {name!r}; choose from {ESTIMATORS}")
-    stateful = exp.init_state is not None
+    stateful = exp.estimator.control_init is not None
 
     def loss(params, psi, key, x):
         logits = _mlp(params["enc"], x)

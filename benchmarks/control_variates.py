@@ -97,7 +97,7 @@ def problems():
     )
     for k in (4, 32):
         iw = lambda e, k=k: (
-            lambda key: jax.grad(rg.iwae_bound(log_joint, normal, num_particles=k, estimator=e))(off, key, x)
+            lambda key: jax.grad(rg.iwae_bound(log_joint, normal, num_samples=k, estimator=e))(off, key, x)
         )
         yield f"IWAE encoder gradient, K = {k}", [("pathwise", iw("pathwise")), ("DReG", iw("dreg"))]
 

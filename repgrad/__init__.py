@@ -1,25 +1,14 @@
 """repgrad: Monte Carlo gradient estimators as JAX function transforms.
 
-The public surface is listed in ``__all__``; implementation lives in private modules.
+An estimator is a value (``rg.pathwise()``, ``rg.score(baseline="loo")``,
+``rg.measure_valued()``, ``rg.disarm()``, ...) taken by one family of transforms:
+``rg.grad``, ``rg.value_and_grad`` and the surrogate ``rg.expectation``. The named
+transforms ``pathwise_grad``, ``score_grad``, ... are aliases of those. The public surface
+is listed in ``__all__``; the implementation lives in ``repgrad._src``.
 """
 
-from . import _discrete_registry as _discrete_registry  # registers expectation(estimator=...) names
 from . import diagnostics as diagnostics
 from . import nn as nn
-from ._arm import arm_grad as arm_grad
-from ._arm import arm_value_and_grad as arm_value_and_grad
-from ._arm import disarm_grad as disarm_grad
-from ._arm import disarm_value_and_grad as disarm_value_and_grad
-from ._control_variates import Baseline as Baseline
-from ._control_variates import ControlVariate as ControlVariate
-from ._control_variates import MovingAverageState as MovingAverageState
-from ._control_variates import OptimalBaseline as OptimalBaseline
-from ._control_variates import control_variate as control_variate
-from ._control_variates import leave_one_out_baseline as leave_one_out_baseline
-from ._control_variates import moving_average_baseline as moving_average_baseline
-from ._control_variates import no_baseline as no_baseline
-from ._control_variates import optimal_baseline as optimal_baseline
-from ._delta import delta_method as delta_method
 from ._distributions import Bernoulli as Bernoulli
 from ._distributions import Beta as Beta
 from ._distributions import Categorical as Categorical
@@ -35,30 +24,63 @@ from ._distributions import MultivariateNormalTri as MultivariateNormalTri
 from ._distributions import Normal as Normal
 from ._distributions import Poisson as Poisson
 from ._distributions import Uniform as Uniform
-from ._elbo_estimators import elbo as elbo
-from ._elbo_estimators import iwae_bound as iwae_bound
-from ._enumeration import enumeration_grad as enumeration_grad
-from ._enumeration import enumeration_value_and_grad as enumeration_value_and_grad
-from ._expectation import ESTIMATORS as ESTIMATORS
-from ._expectation import expectation as expectation
-from ._measure_valued import measure_valued_grad as measure_valued_grad
-from ._measure_valued import measure_valued_value_and_grad as measure_valued_value_and_grad
-from ._multisample import disarm_multisample_grad as disarm_multisample_grad
-from ._multisample import disarm_multisample_value_and_grad as disarm_multisample_value_and_grad
-from ._multisample import vimco_grad as vimco_grad
-from ._multisample import vimco_value_and_grad as vimco_value_and_grad
-from ._pathwise import pathwise_grad as pathwise_grad
-from ._pathwise import pathwise_value_and_grad as pathwise_value_and_grad
-from ._rebar import rebar_control as rebar_control
-from ._rebar import rebar_grad as rebar_grad
-from ._rebar import rebar_init as rebar_init
-from ._rebar import rebar_value_and_grad as rebar_value_and_grad
-from ._rebar import relax_grad as relax_grad
-from ._rebar import relax_value_and_grad as relax_value_and_grad
-from ._relaxed import gumbel_softmax_grad as gumbel_softmax_grad
-from ._relaxed import gumbel_softmax_value_and_grad as gumbel_softmax_value_and_grad
-from ._score import score_grad as score_grad
-from ._score import score_value_and_grad as score_value_and_grad
+from ._src.aliases import arm_grad as arm_grad
+from ._src.aliases import arm_value_and_grad as arm_value_and_grad
+from ._src.aliases import disarm_grad as disarm_grad
+from ._src.aliases import disarm_multisample_grad as disarm_multisample_grad
+from ._src.aliases import disarm_multisample_value_and_grad as disarm_multisample_value_and_grad
+from ._src.aliases import disarm_value_and_grad as disarm_value_and_grad
+from ._src.aliases import enumeration_grad as enumeration_grad
+from ._src.aliases import enumeration_value_and_grad as enumeration_value_and_grad
+from ._src.aliases import gumbel_softmax_grad as gumbel_softmax_grad
+from ._src.aliases import gumbel_softmax_value_and_grad as gumbel_softmax_value_and_grad
+from ._src.aliases import measure_valued_grad as measure_valued_grad
+from ._src.aliases import measure_valued_value_and_grad as measure_valued_value_and_grad
+from ._src.aliases import pathwise_grad as pathwise_grad
+from ._src.aliases import pathwise_value_and_grad as pathwise_value_and_grad
+from ._src.aliases import rebar_grad as rebar_grad
+from ._src.aliases import rebar_value_and_grad as rebar_value_and_grad
+from ._src.aliases import relax_grad as relax_grad
+from ._src.aliases import relax_value_and_grad as relax_value_and_grad
+from ._src.aliases import score_grad as score_grad
+from ._src.aliases import score_value_and_grad as score_value_and_grad
+from ._src.aliases import vimco_grad as vimco_grad
+from ._src.aliases import vimco_value_and_grad as vimco_value_and_grad
+from ._src.api import expectation as expectation
+from ._src.api import grad as grad
+from ._src.api import value_and_grad as value_and_grad
+from ._src.core.estimator import Estimator as Estimator
+from ._src.core.kernels import DerivativeOrderError as DerivativeOrderError
+from ._src.core.kernels import ZeroGradientError as ZeroGradientError
+from ._src.core.kernels import magic_box as magic_box
+from ._src.estimators.arm import arm as arm
+from ._src.estimators.disarm import disarm as disarm
+from ._src.estimators.disarm_multisample import disarm_multisample as disarm_multisample
+from ._src.estimators.enumeration import enumeration as enumeration
+from ._src.estimators.gumbel_softmax import gumbel_softmax as gumbel_softmax
+from ._src.estimators.gumbel_softmax import straight_through as straight_through
+from ._src.estimators.measure_valued import measure_valued as measure_valued
+from ._src.estimators.pathwise import pathwise as pathwise
+from ._src.estimators.rebar import rebar as rebar
+from ._src.estimators.rebar import rebar_control as rebar_control
+from ._src.estimators.rebar import rebar_init as rebar_init
+from ._src.estimators.relax import relax as relax
+from ._src.estimators.score import score as score
+from ._src.estimators.vimco import vimco as vimco
+from ._src.objectives.elbo import elbo as elbo
+from ._src.objectives.iwae import iwae_bound as iwae_bound
+from ._src.registry import ESTIMATORS as ESTIMATORS
+from ._src.variance_reduction.baselines import Baseline as Baseline
+from ._src.variance_reduction.baselines import MovingAverageState as MovingAverageState
+from ._src.variance_reduction.baselines import OptimalBaseline as OptimalBaseline
+from ._src.variance_reduction.baselines import leave_one_out_baseline as leave_one_out_baseline
+from ._src.variance_reduction.baselines import moving_average_baseline as moving_average_baseline
+from ._src.variance_reduction.baselines import no_baseline as no_baseline
+from ._src.variance_reduction.baselines import optimal_baseline as optimal_baseline
+from ._src.variance_reduction.control_variates import ControlVariate as ControlVariate
+from ._src.variance_reduction.control_variates import control_variate as control_variate
+from ._src.variance_reduction.control_variates import with_control_variate as with_control_variate
+from ._src.variance_reduction.delta import delta_method as delta_method
 
 __version__ = "0.1.0"
 
@@ -68,9 +90,11 @@ __all__ = [
     "Beta",
     "Categorical",
     "ControlVariate",
+    "DerivativeOrderError",
     "Dirichlet",
     "Distribution",
     "ESTIMATORS",
+    "Estimator",
     "Exponential",
     "Gamma",
     "Laplace",
@@ -83,39 +107,56 @@ __all__ = [
     "OptimalBaseline",
     "Poisson",
     "Uniform",
+    "ZeroGradientError",
+    "arm",
     "arm_grad",
     "arm_value_and_grad",
     "control_variate",
     "delta_method",
     "diagnostics",
+    "disarm",
     "disarm_grad",
+    "disarm_multisample",
     "disarm_multisample_grad",
     "disarm_multisample_value_and_grad",
     "disarm_value_and_grad",
     "elbo",
+    "enumeration",
     "enumeration_grad",
     "enumeration_value_and_grad",
     "expectation",
+    "grad",
+    "gumbel_softmax",
     "gumbel_softmax_grad",
     "gumbel_softmax_value_and_grad",
     "iwae_bound",
     "leave_one_out_baseline",
+    "magic_box",
+    "measure_valued",
     "measure_valued_grad",
     "measure_valued_value_and_grad",
     "moving_average_baseline",
     "nn",
     "no_baseline",
     "optimal_baseline",
+    "pathwise",
     "pathwise_grad",
     "pathwise_value_and_grad",
+    "rebar",
     "rebar_control",
     "rebar_grad",
     "rebar_init",
     "rebar_value_and_grad",
+    "relax",
     "relax_grad",
     "relax_value_and_grad",
+    "score",
     "score_grad",
     "score_value_and_grad",
+    "straight_through",
+    "value_and_grad",
+    "vimco",
     "vimco_grad",
     "vimco_value_and_grad",
+    "with_control_variate",
 ]

@@ -171,7 +171,7 @@ def _jnp_cost(x, k, c):
 
 def _constant_baseline():
     """A score baseline whose 'state' is the constant b itself, passed at call time."""
-    from ._control_variates import Baseline
+    from ._src.variance_reduction.baselines import Baseline
 
     return Baseline(apply=lambda values, b: (b.astype(values.dtype), b), init=lambda: 0.0, name="constant")
 

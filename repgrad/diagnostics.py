@@ -35,7 +35,7 @@ import time
 import jax
 import numpy as np
 
-from . import _expectation
+from ._src import api, registry
 from ._diagnostics_count import CallCount as CallCount
 from ._diagnostics_count import count_calls as count_calls
 from ._diagnostics_count import counted as counted
@@ -115,14 +115,14 @@ def parse_estimator(spec) -> tuple[str, str, dict]:
             options[_SHORTHAND[name]] = part
         else:
             raise ValueError(f"Cannot read option {part!r} of {spec!r}; write it as key=value, e.g. '{name}:coupled=False'.")
-    if name not in _expectation.ESTIMATORS:
-        raise ValueError(f"Unknown estimator {name!r} in {spec!r}; choose one of {sorted(_expectation.ESTIMATORS)}.")
+    if name not in registry.ESTIMATORS:
+        raise ValueError(f"Unknown estimator {name!r} in {spec!r}; choose one of {sorted(registry.ESTIMATORS)}.")
     return spec, name, options
 
 
 def _grad_from_expectation(f, dist, name, options, num_samples):
-    loss = _expectation.expectation(f, dist, estimator=name, num_samples=num_samples, **options)
-    if loss.init_state is None:
+    loss = api.expectation(f, dist, estimator=name, num_samples=num_samples, **options)
+    if not loss.estimator.stateful:
         return jax.grad(loss)
     init = loss.init_state
     # A stateful baseline: every replicate starts from the initial state.
@@ -348,7 +348,7 @@ def compare_estimators(
     """
     if isinstance(estimators, str) and estimators == "all":
         seen, names = set(), []
-        for name, builder in _expectation.ESTIMATORS.items():
+        for name, builder in registry.ESTIMATORS.items():
             if builder not in seen:
                 seen.add(builder)
                 names.append(name)

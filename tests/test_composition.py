@@ -94,7 +94,7 @@ def _fit(estimator, steps=300, **opts):
     f = lambda x: jnp.sum((x - 3.0) ** 2)
     dist = lambda p: rg.Normal(p["loc"], jnp.exp(p["log_scale"]))
     loss = rg.expectation(f, dist, estimator=estimator, num_samples=16, **opts)
-    stateful = loss.init_state is not None
+    stateful = loss.estimator.stateful
     objective = lambda p, key, s: loss(p, key, baseline_state=s) if stateful else (loss(p, key), None)
     objective_with_entropy = lambda p, key, s: (lambda out: (out[0] - jnp.sum(p["log_scale"]), out[1]))(
         objective(p, key, s)

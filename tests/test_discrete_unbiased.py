@@ -41,12 +41,12 @@ PSI = {"a": jnp.float32(0.2), "c": jnp.float32(0.1), "d": jnp.float32(0.5)}
 
 def estimators(f, n):
     rebar = rg.rebar_grad(f, bern, num_samples=n)
-    relax = rg.relax_grad(f, bern, relax_control, num_samples=n)
+    relax = rg.relax_grad(f, bern, control=relax_control, num_samples=n)
     return {
         "arm": rg.arm_grad(f, bern, num_samples=n),
         "disarm": rg.disarm_grad(f, bern, num_samples=n),
         "reinforce_loo": rg.score_grad(f, bern, num_samples=2 * n, baseline="loo"),
-        "rebar": lambda p, k: rebar(p, k, control_params=rebar.init_state())[0],
+        "rebar": lambda p, k: rebar(p, k, control_params=rebar.init_control_params())[0],
         "relax": lambda p, k: relax(p, k, control_params=PSI)[0],
     }
 
@@ -74,7 +74,7 @@ def test_value_unbiased_and_expectation_registration():
         assert_unbiased(v, exact_value, name=f"{name} value")
         assert_unbiased(g, exact_grad, name=f"{name} via expectation")
     loss = rg.expectation(f, bern, estimator="rebar", num_samples=2)
-    psi = loss.init_state()
+    psi = loss.init_control_params()
     g = replicate(lambda k: jax.grad(loss, has_aux=True)(THETA, k, control_params=psi)[0], jax.random.key(3), R)
     assert_unbiased(g, exact_grad, name="rebar via expectation")
 
@@ -91,7 +91,7 @@ def test_any_params_to_logits_map_and_f_args():
     e_a = jax.grad(rg.expectation(f, dist, estimator="exact"), argnums=2)(params, jax.random.key(0), a)
     for name in ["disarm", "rebar"]:
         loss = rg.expectation(f, dist, estimator=name, num_samples=2)
-        kw = {"control_params": loss.init_state()} if name == "rebar" else {}
+        kw = {"control_params": loss.init_control_params()} if name == "rebar" else {}
 
         def one(k, loss=loss, kw=kw):
             gp, ga = jax.grad(lambda p, a: loss(p, k, a, **kw)[0] if kw else loss(p, k, a), argnums=(0, 1))(params, a)
@@ -111,8 +111,8 @@ def test_categorical_rebar_relax_unbiased():
     exact = rg.enumeration_grad(f_idx, cat)(theta, jax.random.key(0))
     rebar = rg.rebar_grad(f, cat, num_samples=2)
     control = lambda z, psi: psi * jnp.sum(jax.nn.softmax(z, axis=-1) @ costs) ** 2
-    relax = rg.relax_grad(f, cat, control, num_samples=2)
-    g1 = replicate(lambda k: rebar(theta, k, control_params=rebar.init_state())[0], jax.random.key(5), R)
+    relax = rg.relax_grad(f, cat, control=control, num_samples=2)
+    g1 = replicate(lambda k: rebar(theta, k, control_params=rebar.init_control_params())[0], jax.random.key(5), R)
     g2 = replicate(lambda k: relax(theta, k, control_params=jnp.float32(0.7))[0], jax.random.key(6), R)
     assert_unbiased(g1, exact, name="categorical rebar")
     assert_unbiased(g2, exact, name="categorical relax")

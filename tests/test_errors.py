@@ -150,7 +150,7 @@ def test_stateful_baseline_state():
 
 
 def test_expectation_option_of_another_estimator():
-    with pytest.raises(TypeError, match=r"'pathwise' accepts \[.*sample_sharding"):
+    with pytest.raises(TypeError, match=r"'pathwise' accepts \[.*control_variate"):
         rg.expectation(F, NORMAL, estimator="pathwise", num_samples=4, baseline="loo")
     with pytest.raises(TypeError, match="'measure_valued' accepts"):
         rg.expectation(F, NORMAL, estimator="measure_valued", num_samples=4, baseline="loo")

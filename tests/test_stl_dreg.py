@@ -66,9 +66,9 @@ def test_stl_has_zero_variance_at_the_exact_posterior():
 def test_dreg_agrees_with_iwae_pathwise_and_has_lower_variance():
     k = 32
     path = grads(
-        rg.iwae_bound(log_joint, normal, num_particles=k, estimator="pathwise"), OFF, jax.random.key(5)
+        rg.iwae_bound(log_joint, normal, num_samples=k, estimator="pathwise"), OFF, jax.random.key(5)
     )
-    dreg = grads(rg.iwae_bound(log_joint, normal, num_particles=k, estimator="dreg"), OFF, jax.random.key(6))
+    dreg = grads(rg.iwae_bound(log_joint, normal, num_samples=k, estimator="dreg"), OFF, jax.random.key(6))
     assert_agree(dreg, path, name="dreg vs iwae pathwise")
     assert total_var(dreg) < 0.1 * total_var(path)
 
@@ -76,7 +76,7 @@ def test_dreg_agrees_with_iwae_pathwise_and_has_lower_variance():
 def test_iwae_model_gradient_value_and_k1():
     key = jax.random.key(7)
     bounds = {
-        e: rg.iwae_bound(log_joint, normal, num_particles=8, num_samples=2, estimator=e)
+        e: rg.iwae_bound(log_joint, normal, num_samples=8, num_bounds=2, estimator=e)
         for e in ("pathwise", "dreg", "stl")
     }
     vx = {e: jax.jit(jax.value_and_grad(b, argnums=2))(OFF, key, X) for e, b in bounds.items()}
@@ -87,7 +87,7 @@ def test_iwae_model_gradient_value_and_k1():
     one = [
         jax.jit(jax.grad(b))(OFF, key, X)
         for b in (
-            rg.iwae_bound(log_joint, normal, num_particles=1, estimator="dreg"),
+            rg.iwae_bound(log_joint, normal, num_samples=1, estimator="dreg"),
             rg.elbo(log_joint, normal, num_samples=1, estimator="stl"),
         )
     ]
@@ -98,8 +98,12 @@ def test_iwae_model_gradient_value_and_k1():
 def test_errors():
     with pytest.raises(ValueError, match="estimator"):
         rg.elbo(log_joint, normal, num_samples=2, estimator="dreg")
-    with pytest.raises(ValueError, match="num_particles"):
-        rg.iwae_bound(log_joint, normal, num_particles=0)
+    with pytest.raises(ValueError, match="num_samples"):
+        rg.iwae_bound(log_joint, normal, num_samples=0)
+    with pytest.warns(DeprecationWarning, match="num_particles"):
+        old = rg.iwae_bound(log_joint, normal, num_particles=4, num_samples=2)  # K = 4, two bounds
+    new = rg.iwae_bound(log_joint, normal, num_samples=4, num_bounds=2)
+    np.testing.assert_array_equal(old(OFF, jax.random.key(0), X), new(OFF, jax.random.key(0), X))
     with pytest.raises(TypeError, match="reparameterizable"):
         rg.elbo(log_joint, lambda p: rg.Bernoulli(logits=p), num_samples=2)(
             jnp.zeros(2), jax.random.key(0), X

@@ -1,11 +1,9 @@
-"""Helpers shared by the discrete estimators: reading the logits of a Bernoulli or
-Categorical, uniform/logistic/Gumbel noise, and pulling a per-logit gradient back to
-the user's params.
+"""What the discrete estimators share: reading a Bernoulli's or Categorical's logits,
+uniform/logistic/Gumbel noise, and broadcasting per-sample weights.
 
-Every unbiased discrete estimator here computes an estimate ĝ of ∂E[f]/∂logits and
-returns the surrogate ``value + Σ ⟨⊥ĝ, logits − ⊥logits⟩`` (⊥ = stop-gradient), so
-``jax.grad`` pulls ĝ back through ``params -> dist(params).logits`` with one
-vector-Jacobian product, whatever that map is.
+Every unbiased discrete estimator here computes an estimate ĝ of ∂E[f]/∂logits and pulls it
+back onto the logits with ``kernels.pullback``, so ``jax.grad`` carries ĝ to the user's
+params through ``params -> dist(params).logits`` with one vector-Jacobian product.
 """
 
 from __future__ import annotations
@@ -13,10 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import _core
-from . import _distributions as _d
-
-_sg = jax.lax.stop_gradient
+from ... import _distributions as _d
 
 
 def _is(d, cls, name: str) -> bool:
@@ -32,18 +27,9 @@ def bernoulli_logits(d, estimator: str):
         return logits
     raise TypeError(
         f"{estimator} is defined for factorized Bernoulli variables: dist(params) must return "
-        f"repgrad.Bernoulli(logits=...) (or probs=...), got {type(d).__name__}. For Categorical variables use repgrad.gumbel_softmax_grad, "
-        "repgrad.rebar_grad or repgrad.relax_grad; for any distribution repgrad.score_grad."
-    )
-
-
-def categorical_logits(d, estimator: str):
-    """The (normalized) logits of a Categorical ``d``, categories on the last axis."""
-    if _is(d, _d.Categorical, "categorical"):
-        return jnp.asarray(d.logits)
-    raise TypeError(
-        f"{estimator}: expected repgrad.Categorical(logits=...) from dist(params), got "
-        f"{type(d).__name__}."
+        f"repgrad.Bernoulli(logits=...) (or probs=...), got {type(d).__name__}. For Categorical "
+        "variables use repgrad.gumbel_softmax_grad, repgrad.rebar_grad or repgrad.relax_grad; for any "
+        "distribution repgrad.score_grad."
     )
 
 
@@ -80,10 +66,16 @@ def per_sample(w, like):
     return jnp.reshape(w, w.shape + (1,) * (like.ndim - 1)).astype(like.dtype)
 
 
-def bernoulli_log_prob(b, logits):
-    """Σ over the event of log Bern(b; σ(logits)), per sample: (N, *S) -> (N,)."""
-    lp = -jax.nn.softplus(-logits) * b - jax.nn.softplus(logits) * (1.0 - b)
-    return jnp.sum(jnp.reshape(lp, (lp.shape[0], -1)), axis=1)
+def antithetic_pair(theta, u):
+    """DisARM's pair b = 1[u < σ(θ)], b̃ = 1[1 − u < σ(θ)]: both Bern(σ(θ)), antithetic."""
+    p = jax.nn.sigmoid(jnp.broadcast_to(theta, u.shape))
+    return (u < p).astype(theta.dtype), (1.0 - u < p).astype(theta.dtype)
+
+
+def disarm_coefficient(theta, b, b_tilde):
+    """(−1)^{b̃} 1[b ≠ b̃] σ(|θ|), elementwise: DisARM's weight on ½(f(b) − f(b̃))."""
+    sign = jnp.where(b_tilde > 0.5, -1.0, 1.0).astype(theta.dtype)
+    return jnp.where(b != b_tilde, sign, 0.0) * jax.nn.sigmoid(jnp.abs(jnp.broadcast_to(theta, b.shape)))
 
 
 def check_temperature(temperature, name: str = "temperature"):
@@ -91,8 +83,3 @@ def check_temperature(temperature, name: str = "temperature"):
         if not temperature > 0:
             raise ValueError(f"{name} must be > 0, got {temperature}; e.g. {name}=0.5.")
     return temperature
-
-
-def pullback(value, logits, g):
-    """``value`` plus a zero whose gradient w.r.t. ``logits`` is ``g`` (one vjp to params)."""
-    return value + _core.zero_with_grad([(logits, g)], value.dtype)

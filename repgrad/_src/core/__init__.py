@@ -1,0 +1,1 @@
+"""The estimator core, written once: every estimator in ``estimators/`` is built on it."""

@@ -1,0 +1,55 @@
+"""Argument checks shared by every transform: each error names the fix."""
+
+from __future__ import annotations
+
+import operator
+
+import jax
+import jax.numpy as jnp
+
+
+def check_num_samples(num_samples, minimum: int = 1, why: str = "") -> int:
+    """``num_samples`` as a Python int >= ``minimum``; a ``TypeError``/``ValueError`` otherwise."""
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+        try:
+            if isinstance(num_samples, bool):
+                raise TypeError("bool")  # True/False are ints to Python, but surely a mistake here
+            num_samples = operator.index(num_samples)
+        except TypeError:
+            raise TypeError(
+                f"num_samples must be a Python int, got {num_samples!r} of type "
+                f"{type(num_samples).__name__}. It sets array shapes, so it cannot be traced; "
+                "pass it as a static value, e.g. num_samples=64."
+            ) from None
+    if num_samples < minimum:
+        raise ValueError(f"num_samples must be >= {minimum}{why}; got {num_samples}. Use e.g. num_samples=16.")
+    return num_samples
+
+
+def check_key(key) -> None:
+    """Raises a ``TypeError`` (at trace time) unless ``key`` is a JAX PRNG key."""
+    ok = False
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        ok = shape == ()
+    elif dtype == jnp.uint32 and shape in ((2,), (4,)):
+        ok = True  # legacy raw keys from jax.random.PRNGKey
+    if not ok:
+        got = f"array of dtype {dtype} and shape {shape}" if dtype is not None else repr(key)
+        raise TypeError(
+            f"key must be a single JAX PRNG key, got {got}. Create one with "
+            "jax.random.key(seed) and split it for each call: the transforms take "
+            "(params, key, *args) in that order. To use several keys, jax.vmap over them."
+        )
+
+
+def check_has_aux(has_aux) -> bool:
+    if not isinstance(has_aux, bool):
+        raise TypeError(f"has_aux must be True or False, got {has_aux!r}.")
+    return has_aux
+
+
+def check_callable(f, what: str, example: str):
+    if not callable(f):
+        raise TypeError(f"{what} must be callable, got {type(f).__name__}; e.g. {example}.")
+    return f

@@ -1,0 +1,110 @@
+"""The estimator protocol: an estimator is a value that supplies only its own math.
+
+The core resolves ``d = dist(params)``, checks the key and builds a :class:`Problem`; the
+estimator's ``surrogate(problem, d, key, state, control)`` draws, evaluates f through
+``problem.evaluate`` (which shards the samples and checks f's output) and assembles its
+surrogate from the kernels in ``kernels.py``. Everything else — argument checks, state and
+control-parameter plumbing, the ``jax.grad``-style transforms — is written once, in
+``transforms.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+
+from . import evaluate, sharding
+
+
+class Problem(NamedTuple):
+    """What is being estimated at one call: E_{x∼dist(params)}[f(x, *args)].
+
+    Attributes:
+      f: ``f(x, *args)``, a scalar per sample (``(scalar, aux)`` with ``has_aux``).
+      args: f's extra arguments (differentiable by ordinary autodiff).
+      has_aux: whether f returns ``(value, aux)``.
+      num_samples: N, static.
+      sample_sharding: ``None`` or a ``jax.sharding.Sharding`` for the sample axis.
+      dist: the user's ``dist`` callable (for estimators that rebuild it, e.g. at ⊥params).
+      params: the user's params.
+    """
+
+    f: Callable[..., Any]
+    args: tuple
+    has_aux: bool
+    num_samples: int
+    sample_sharding: jax.sharding.Sharding | None
+    dist: Callable[[Any], Any]
+    params: Any
+
+    def evaluate(self, x, num: int | None = None):
+        """``(values (num,), aux)`` of f over the stacked samples ``x`` (sharded first)."""
+        x = sharding.shard_samples(x, self.sample_sharding)
+        return evaluate.eval_f(self.f, x, self.args, self.has_aux, self.num_samples if num is None else num)
+
+    def shard(self, x):
+        return sharding.shard_samples(x, self.sample_sharding)
+
+    @property
+    def f_value(self) -> Callable[..., Any]:
+        """f without its aux output: ``f_value(x, *args)`` is a scalar."""
+        f = self.f
+        return (lambda x, *a: f(x, *a)[0]) if self.has_aux else f
+
+    def replace_f(self, f, has_aux: bool | None = None) -> Problem:
+        return self._replace(f=f, has_aux=self.has_aux if has_aux is None else has_aux)
+
+
+class Out(NamedTuple):
+    """What a surrogate returns.
+
+    Attributes:
+      loss: the surrogate: equal to ``value``; its derivatives are the estimator's.
+      value: the Monte Carlo estimate of E[f].
+      aux: f's aux output stacked over samples (``None`` without ``has_aux``).
+      state: the estimator's new state (stateful estimators; ``()`` otherwise).
+      control_grads: for learned control variates (REBAR, RELAX), ∇ψ of the estimator's
+        variance, in the structure of the control parameters ψ; ``None`` otherwise.
+    """
+
+    loss: jax.Array
+    value: jax.Array
+    aux: Any = None
+    state: Any = ()
+    control_grads: Any = None
+
+
+def no_state():
+    """The state of a stateless estimator: an empty tuple."""
+    return ()
+
+
+class Estimator(NamedTuple):
+    """A gradient estimator, as a value (built by ``rg.pathwise()``, ``rg.score(...)``, ...).
+
+    Attributes:
+      name: a short label for tables, errors and the registry.
+      surrogate: ``surrogate(problem, d, key, state, control) -> Out``.
+      init: ``init() -> state``; ``()`` for stateless estimators.
+      stateful: whether calls take ``baseline_state=`` and return the new state.
+      control_init: for learned control variates, ``control_init() -> ψ`` (calls then take
+        ``control_params=`` and return ∇ψ Var[ĝ]); ``None`` otherwise.
+      min_samples: the smallest ``num_samples`` it works with.
+      max_order: the highest derivative order it estimates without bias (``None``: every
+        order); past it, differentiating raises ``repgrad.DerivativeOrderError``.
+      family: the distributions it accepts: ``"any"``, ``"reparameterized"``,
+        ``"measure_valued"``, ``"bernoulli"`` or ``"discrete"`` (Bernoulli or Categorical).
+      log_weight: whether f is a per-sample log-weight inside a K-sample bound (VIMCO).
+    """
+
+    name: str
+    surrogate: Callable[..., Out]
+    init: Callable[[], Any] = no_state
+    stateful: bool = False
+    control_init: Callable[[], Any] | None = None
+    min_samples: int = 1
+    max_order: int | None = None
+    family: str = "any"
+    log_weight: bool = False
