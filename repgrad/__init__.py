@@ -67,6 +67,10 @@ from ._src.estimators.rebar import rebar_init as rebar_init
 from ._src.estimators.relax import relax as relax
 from ._src.estimators.score import score as score
 from ._src.estimators.vimco import vimco as vimco
+from ._src.graph.dice import dice as dice
+from ._src.graph.stochastic import cost as cost
+from ._src.graph.stochastic import sample as sample
+from ._src.graph.stochastic import stochastic as stochastic
 from ._src.objectives.elbo import elbo as elbo
 from ._src.objectives.iwae import iwae_bound as iwae_bound
 from ._src.registry import ESTIMATORS as ESTIMATORS
@@ -112,8 +116,10 @@ __all__ = [
     "arm_grad",
     "arm_value_and_grad",
     "control_variate",
+    "cost",
     "delta_method",
     "diagnostics",
+    "dice",
     "disarm",
     "disarm_grad",
     "disarm_multisample",
@@ -150,9 +156,11 @@ __all__ = [
     "relax",
     "relax_grad",
     "relax_value_and_grad",
+    "sample",
     "score",
     "score_grad",
     "score_value_and_grad",
+    "stochastic",
     "straight_through",
     "value_and_grad",
     "vimco",

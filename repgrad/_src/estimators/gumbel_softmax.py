@@ -93,5 +93,19 @@ def gumbel_softmax(*, temperature=1.0, straight_through: bool = False) -> Estima
 
 
 def straight_through(*, temperature=1.0) -> Estimator:
-    """Straight-through Gumbel-softmax: ``gumbel_softmax(temperature=..., straight_through=True)``."""
+    r"""Straight-through Gumbel-softmax: ``gumbel_softmax(temperature=..., straight_through=True)``.
+
+    y = hard + soft − ⊥soft: the forward pass sees the hard (one-hot / 0-1) sample, the
+    backward pass the relaxed one's gradient. **Biased** gradient (even as τ → 0, except for
+    f linear); unbiased value.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> g = rg.grad(lambda y: jnp.sum(y * jnp.arange(3.0)), lambda p: rg.Categorical(logits=p),
+      ...             rg.straight_through(temperature=0.5), num_samples=64)(jnp.zeros(3), jax.random.key(0))
+
+    References:
+      Bengio, Léonard & Courville, "Estimating or Propagating Gradients Through Stochastic
+      Neurons", 2013 (arXiv:1308.3432); Jang, Gu & Poole, ICLR 2017 (arXiv:1611.01144).
+    """
     return gumbel_softmax(temperature=temperature, straight_through=True)
