@@ -213,3 +213,64 @@ def test_sample_sharding_errors_name_the_fix():
         rg.score_grad(F, NORMAL, num_samples=12, sample_sharding=NamedSharding(auto, P("s")))(PARAMS, KEY)
     with pytest.raises(TypeError, match="jax.sharding.Sharding"):
         rg.pathwise_grad(F, NORMAL, num_samples=8, sample_sharding="s")(PARAMS, KEY)
+
+
+def test_structurally_zero_pathwise_gradient_raises():
+    step = lambda x: jnp.sum((x > 0).astype(jnp.float32))
+    with pytest.raises(rg.ZeroGradientError, match="score_grad"):
+        rg.pathwise_grad(step, NORMAL, num_samples=16)(PARAMS, KEY)
+    with pytest.raises(rg.ZeroGradientError, match="measure_valued_grad"):
+        jax.jit(jax.grad(rg.expectation(step, NORMAL, num_samples=16)))(PARAMS, KEY)
+    with pytest.raises(rg.ZeroGradientError):
+        jax.jacfwd(rg.expectation(step, NORMAL, num_samples=16))(PARAMS, KEY)
+
+    class Frozen:  # a duck-typed distribution whose sampler carries no gradient
+        def __init__(self, loc):
+            self.loc = loc
+
+        def sample(self, seed, sample_shape=()):
+            shape = sample_shape + jnp.shape(self.loc)
+            return jax.lax.stop_gradient(jnp.broadcast_to(self.loc, shape) + jax.random.normal(seed, shape))
+
+        def log_prob(self, x):
+            return -0.5 * (x - self.loc) ** 2
+
+    with pytest.raises(rg.ZeroGradientError, match="sampler carries no"):
+        rg.pathwise_grad(F, Frozen, num_samples=4)(jnp.zeros(2), KEY)
+    # The right estimators for a step function work, and an f that truly ignores x can opt out.
+    g = rg.score_grad(step, NORMAL, num_samples=64, baseline="loo")(PARAMS, KEY)
+    assert np.all(np.isfinite(g["loc"]))
+    const = rg.grad(lambda x: jnp.float32(1.0), NORMAL, rg.pathwise(allow_zero_gradient=True), num_samples=4)
+    assert np.all(const(PARAMS, KEY)["loc"] == 0.0)
+    # A gradient w.r.t. f's own arguments alone is not a pathwise gradient: no error.
+    loss = rg.expectation(lambda x, w: w * step(x), NORMAL, num_samples=4)
+    assert np.isfinite(jax.grad(loss, argnums=2)(PARAMS, KEY, jnp.float32(1.0)))
+
+
+@pytest.mark.parametrize(
+    "f, match",
+    [
+        (lambda x: {"loss": jnp.sum(x)}, "dict with keys"),
+        (lambda x: None, "forget a return"),
+        (lambda x: [jnp.sum(x)], "list of length 1"),
+    ],
+    ids=["dict", "none", "list"],
+)
+def test_f_returning_a_non_scalar_object(f, match):
+    with pytest.raises(TypeError, match=match):
+        rg.pathwise_grad(f, NORMAL, num_samples=4)(PARAMS, KEY)
+
+
+def test_dist_returning_a_class_or_an_array():
+    with pytest.raises(TypeError, match=r"class Normal itself.*repgrad\.Normal\("):
+        rg.pathwise_grad(F, lambda p: rg.Normal, num_samples=4)(PARAMS, KEY)
+    with pytest.raises(TypeError, match="returned an array of shape"):
+        rg.pathwise_grad(F, lambda p: p["loc"] + p["scale"], num_samples=4)(PARAMS, KEY)
+    with pytest.raises(TypeError, match="returned an array of shape"):
+        jax.jit(rg.score_grad(F, lambda p: p["loc"], num_samples=4))(PARAMS, KEY)
+
+
+def test_measure_valued_on_another_librarys_family_says_so():
+    numpyro_dist = pytest.importorskip("numpyro.distributions")
+    with pytest.raises(TypeError, match=r"another library's object.*repgrad\.Normal\(loc, scale\)"):
+        rg.measure_valued_grad(F, lambda p: numpyro_dist.Normal(p["loc"], p["scale"]), num_samples=4)(PARAMS, KEY)
