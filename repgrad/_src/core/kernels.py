@@ -161,6 +161,13 @@ def _nonzero_probe_jvp(message, primals, tangents):
 _nonzero_probe.defjvp(_nonzero_probe_jvp, symbolic_zeros=True)
 
 
+def dist_params(d, params):
+    """What the samples are differentiated through: ``d``'s array leaves when it is a pytree
+    of them (repgrad, numpyro, distrax), else the user's ``params``."""
+    leaves = [a for a in jax.tree_util.tree_leaves(d) if isinstance(a, (jax.Array, jax.core.Tracer))]
+    return leaves or params
+
+
 def require_path_derivative(values, params, message: str):
     """``values`` unchanged; differentiating them w.r.t. ``params`` raises ``message`` at trace
     time when their derivative is *structurally* zero (f piecewise constant, a sampler that

@@ -85,7 +85,7 @@ def gumbel_softmax(*, temperature=1.0, straight_through: bool = False) -> Estima
     def surrogate(problem, d, key, state, control):
         x = relaxed_sample(d, key, problem.num_samples, temperature, straight_through, name)
         values, aux = problem.evaluate(x)
-        values = kernels.require_path_derivative(values, problem.params, ZERO_RELAXED)
+        values = kernels.require_path_derivative(values, kernels.dist_params(d, problem.params), ZERO_RELAXED)
         value = jnp.mean(values)
         return Out(value, value, aux)
 

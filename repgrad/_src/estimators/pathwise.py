@@ -63,7 +63,7 @@ def pathwise(*, allow_zero_gradient: bool = False, control_variate=None) -> Esti
         x = protocol.draw_reparameterized(d, key, problem.num_samples)
         values, aux = problem.evaluate(x)
         if not allow_zero_gradient:
-            values = kernels.require_path_derivative(values, problem.params, ZERO_PATH)
+            values = kernels.require_path_derivative(values, kernels.dist_params(d, problem.params), ZERO_PATH)
         value = jnp.mean(values)
         return Out(value, value, aux)
 

@@ -138,9 +138,11 @@ def with_control_variate(estimator: Estimator, control_variate) -> Estimator:
 
     Args:
       estimator: an ``Estimator`` value (e.g. ``rg.measure_valued()``).
-      control_variate: ``"delta"``, ``rg.delta_method(...)``, ``rg.control_variate(h, E)``
-        with a numeric coefficient, or ``None`` (returns ``estimator`` unchanged).
-        ``coefficient="optimal"`` is the score function's (``rg.score(control_variate=...)``).
+      control_variate: ``"delta"``, ``rg.delta_method(...)``, ``rg.control_variate(h, E)``, or
+        ``None`` (returns ``estimator`` unchanged). With ``coefficient="optimal"`` one coefficient
+        per coordinate of the distribution's parameters is estimated from per-sample estimates
+        (leave-one-out, unbiased; first derivatives only); the score function does it from its
+        elementwise scores (``rg.score(control_variate=...)``).
 
     Example:
       >>> import jax, jax.numpy as jnp, repgrad as rg
@@ -157,12 +159,9 @@ def with_control_variate(estimator: Estimator, control_variate) -> Estimator:
             + ("it is exact." if estimator.name == "enumeration" else "f is a log-weight inside a K-sample bound.")
         )
     if isinstance(cv.coefficient, str):
-        raise TypeError(
-            f"coefficient={cv.coefficient!r} is supported by the score-function estimator only (it "
-            f"estimates per-coordinate coefficients from elementwise scores): use "
-            f"rg.score(control_variate=...), or give the {estimator.name} estimator a numeric "
-            "coefficient (1.0 for the delta method)."
-        )
+        from .optimal import per_sample_coefficient_estimator
+
+        return per_sample_coefficient_estimator(estimator, cv)
 
     def surrogate(problem, d, key, state, control):
         h, expected = build(cv, problem, d)

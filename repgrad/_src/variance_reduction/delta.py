@@ -50,14 +50,18 @@ def delta_method(*, coefficient=1.0, differentiable_point: bool = False) -> Cont
 
     - ``differentiable_point=False`` (default): m = ⊥E[x], held fixed. h does not depend on
       θ, so the last term's value and first derivative vanish at μ_θ = m; it is kept (one
-      more Hessian-vector product) so second derivatives stay exact. Usually 2–4× lower
-      variance than the other choice for non-polynomial f, since h and f share the same
-      fixed expansion.
+      more Hessian-vector product) so second derivatives stay exact.
     - ``differentiable_point=True``: m = E_θ[x], differentiated — the form of the former
       ``optax.monte_carlo`` control variate. h then depends on θ (the estimators
       differentiate it) and E[h] = f(μ) + ½ Σ_i ∂²f(μ)/∂x_i² Var[x_i], whose gradient needs
-      third derivatives of f. For cubic f the pathwise estimator's gradient with this
-      choice has zero variance.
+      third derivatives of f. For cubic f the pathwise gradient w.r.t. the mean then has
+      zero variance.
+
+    Which wins depends on the estimator and f (only the mean-gradient differs; measured on
+    N(μ, σ²) with σ ≤ 0.8, N = 16): for the measure-valued estimator the fixed point has
+    2–6× lower variance (sin, cos 2x, exp); for the pathwise estimator the differentiable
+    point is 2–3× lower for sin and exp but 2.3× higher for cos 2x; for the score function
+    the differentiable point is 10–25% lower.
 
     Args:
       coefficient: the scalar c; 1.0 (default) uses the expansion as is; ``"optimal"``

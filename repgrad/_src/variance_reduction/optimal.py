@@ -120,3 +120,56 @@ def coefficient_estimator(base, cv) -> Estimator:
         name, surrogate, init=base.init or (lambda: ()), stateful=base.init is not None,
         min_samples=max(2, base.min_samples), max_order=1,
     )
+
+
+def per_sample_coefficient_estimator(estimator: Estimator, cv) -> Estimator:
+    r"""``estimator`` with a control variate whose coefficient is estimated per leaf coordinate.
+
+    The estimator runs on N single-sample problems (keys split from the call's key), giving
+    per-sample estimates a_n of ∂E[f]/∂θ and, on the same samples, u_n of ∂E[h]/∂θ w.r.t. the
+    distribution's leaves θ (memory N × |leaves|, no Jacobians w.r.t. the user's params). With
+    v_n = u_n − ∂E[h]/∂θ (mean zero), c_j = Σ_{m≠n} a_mj v_mj / Σ_{m≠n} v_mj² leaves sample n
+    out, so ĝ_j = (1/N) Σ_n (a_nj − c_nj v_nj) is unbiased. First derivatives only.
+    """
+    if cv.coefficient != "optimal":
+        raise ValueError(f"coefficient must be a number or 'optimal', got {cv.coefficient!r}.")
+    if estimator.stateful or estimator.control_init is not None or estimator.log_weight:
+        raise TypeError(
+            f"coefficient='optimal' runs the {estimator.name} estimator one sample at a time, which "
+            "needs a stateless estimator of E[f]; give it a numeric coefficient instead."
+        )
+    name = f"{estimator.name}+{cv.name}(optimal coefficient)"
+
+    def surrogate(problem, d, key, state, control):
+        leaves, treedef = jax.tree_util.tree_flatten(d)
+        sg_leaves = [_sg(leaf) for leaf in leaves]
+        h, _ = control_variates.build(cv, problem, treedef.unflatten(sg_leaves))
+        expected = lambda lv: jnp.asarray(control_variates.build(cv, problem, treedef.unflatten(lv))[1])
+        d_expected = jax.grad(expected)(sg_leaves)
+        single = problem._replace(num_samples=1, sample_sharding=None)
+
+        def leaf_grads(prob, k):
+            def loss(lv):
+                out = estimator.surrogate(prob, treedef.unflatten(lv), k, (), None)
+                return out.loss, out
+            return jax.grad(loss, has_aux=True)(sg_leaves)
+
+        def per_sample(k):
+            g_f, out = leaf_grads(single, k)
+            g_h, _ = leaf_grads(single.replace_f(lambda x, *a: jnp.asarray(h(x)), has_aux=False), k)
+            return g_f, g_h, out.value, out.aux
+
+        g_f, g_h, values, aux = jax.vmap(per_sample)(jax.random.split(key, problem.num_samples))
+        grads = []
+        for a, u, dh in zip(g_f, g_h, d_expected, strict=True):
+            v = u - jnp.reshape(dh, (1,) + dh.shape).astype(u.dtype)
+            num = jnp.sum(a * v, 0, keepdims=True) - a * v
+            den = jnp.sum(v * v, 0, keepdims=True) - v * v
+            grads.append(jnp.mean(a - _ratio(num, den, a.dtype) * v, axis=0))
+        value = jnp.mean(values)
+        if aux is not None:  # (N, evaluations per sample, ...) -> one axis of evaluations
+            aux = jax.tree_util.tree_map(lambda t: jnp.reshape(t, (-1,) + t.shape[2:]), aux)
+        term = kernels.pullback(zip(leaves, grads, strict=True), name, value.dtype, watch=(values,))
+        return Out(value + term, value, aux)
+
+    return estimator._replace(name=name, surrogate=surrogate, min_samples=max(2, estimator.min_samples), max_order=1)
