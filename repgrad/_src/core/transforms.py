@@ -108,31 +108,30 @@ def _pop(kwargs, name, value, init):
     return kwargs.pop(name)
 
 
-def value_and_grad(f, dist, estimator: Estimator, *, num_samples=1, has_aux=False, sample_sharding=None):
-    """``fn(params, key, *args) -> (value, grads)`` for an estimator value; see ``rg.value_and_grad``."""
-    spec = Spec(f, dist, estimator, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+def _transform(kind, doc, arrange):
+    """A ``jax.grad``-style transform: differentiates the surrogate once, then ``arrange``s."""
 
-    def value_and_grad_fn(params, key, *args, **kwargs):
-        state, control = spec.call_inputs(key, kwargs)
-        surrogate = lambda p: _loss_and_out(spec.run(p, key, args, state, control))
-        grads, out = jax.grad(surrogate, has_aux=True)(params)
-        result = ((out.value, out.aux), grads) if spec.has_aux else (out.value, grads)
-        return spec.wrap(result, out)
+    def build(f, dist, estimator: Estimator, *, num_samples=1, has_aux=False, sample_sharding=None):
+        spec = Spec(f, dist, estimator, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
-    return spec.finish(value_and_grad_fn, "value_and_grad", "Monte Carlo value and gradient")
+        def fn(params, key, *args, **kwargs):
+            state, control = spec.call_inputs(key, kwargs)
+            surrogate = lambda p: _loss_and_out(spec.run(p, key, args, state, control))
+            grads, out = jax.grad(surrogate, has_aux=True)(params)
+            return spec.wrap(arrange(grads, out, spec.has_aux), out)
+
+        return spec.finish(fn, kind, doc)
+
+    build.__doc__ = f"``fn(params, key, *args)`` -> {kind} for an estimator value; see ``rg.{kind}``."
+    return build
 
 
-def grad(f, dist, estimator: Estimator, *, num_samples=1, has_aux=False, sample_sharding=None):
-    """``fn(params, key, *args) -> grads`` for an estimator value; see ``rg.grad``."""
-    spec = Spec(f, dist, estimator, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
-
-    def grad_fn(params, key, *args, **kwargs):
-        state, control = spec.call_inputs(key, kwargs)
-        surrogate = lambda p: _loss_and_out(spec.run(p, key, args, state, control))
-        grads, out = jax.grad(surrogate, has_aux=True)(params)
-        return spec.wrap((grads, out.aux) if spec.has_aux else grads, out)
-
-    return spec.finish(grad_fn, "grad", "Monte Carlo gradient")
+value_and_grad = _transform(
+    "value_and_grad",
+    "Monte Carlo value and gradient",
+    lambda grads, out, has_aux: (((out.value, out.aux) if has_aux else out.value), grads),
+)
+grad = _transform("grad", "Monte Carlo gradient", lambda grads, out, has_aux: (grads, out.aux) if has_aux else grads)
 
 
 def expectation(f, dist, estimator: Estimator, *, num_samples=1, has_aux=False, sample_sharding=None):
