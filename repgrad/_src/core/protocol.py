@@ -101,8 +101,27 @@ def draw_reparameterized(d, key, num_samples: int, estimator: str = "pathwise_gr
     return x
 
 
+def draw_scored(d, key, num_samples: int, shard=lambda x: x, *, joint: bool = True):
+    """Stop-gradient samples and their log-densities, differentiable in ``d``'s parameters, for
+    score-function estimators: (num_samples,) joint log-densities, or ``joint=False`` the
+    elementwise ones as ``log_prob`` returns them.
+
+    A repgrad family whose samples lose precision at the edge of the support in low precision
+    (e.g. Beta draws that round to 1.0, Gamma draws below the smallest normal float) gives its
+    log-density from the exact log-coordinates of the draw (``_sample_and_log_prob``), so the
+    score stays finite and unbiased; any other distribution evaluates ``log_prob`` at the draw.
+    """
+    own = getattr(d, "_sample_and_log_prob", None) if isinstance(d, _d.Distribution) else None
+    if own is not None:
+        x, lp = own(key, (num_samples,))
+        x = shard(jax.lax.stop_gradient(x))
+    else:
+        x = shard(jax.lax.stop_gradient(draw(d, key, num_samples)))
+        lp = d.log_prob(x)
+    lp = jnp.asarray(lp)
+    return (x, jnp.sum(jnp.reshape(lp, (num_samples, -1)), axis=1)) if joint else (x, lp)
+
+
 def joint_log_prob(d, x, num_samples: int):
     """log p(x_n) for each sample, summed over the batch: shape (num_samples,)."""
-    lp = d.log_prob(x)
-    lp = jnp.reshape(lp, (num_samples, -1))
-    return jnp.sum(lp, axis=1)
+    return jnp.sum(jnp.reshape(d.log_prob(x), (num_samples, -1)), axis=1)

@@ -74,9 +74,9 @@ def score(*, baseline=None, control_variate=None) -> Estimator:
     else:
 
         def surrogate(problem, d, key, state, control):
-            x, values, aux = _draw_and_evaluate(problem, d, key)
+            x, log_p = protocol.draw_scored(d, key, problem.num_samples, problem.shard)
+            values, aux = problem.evaluate(x)
             b, new_state = base.apply(_sg(values), state)
-            log_p = protocol.joint_log_prob(d, x, problem.num_samples)
             value = jnp.mean(values)
             return Out(value + kernels.score_term(values - b, log_p), value, aux, new_state)
 

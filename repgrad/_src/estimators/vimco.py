@@ -54,13 +54,12 @@ def vimco() -> Estimator:
 
     def surrogate(problem, d, key, state, control):
         k = problem.num_samples
-        x = _sg(problem.shard(protocol.draw(d, key, k)))
+        x, log_p = protocol.draw_scored(d, key, k, problem.shard)
         log_w, aux = problem.evaluate(x)
         bound = log_mean_exp(log_w, axis=0)
         lw = _sg(log_w)
         loo_mean = (jnp.sum(lw) - lw) / (k - 1)  # log of the geometric mean of the others
         signal = log_mean_exp(log_w, axis=0) - log_mean_exp(replace_each(log_w, loo_mean), axis=1)
-        log_p = protocol.joint_log_prob(d, x, k)
         return Out(bound + kernels.pullback([(log_p, signal)], "vimco", bound.dtype), bound, aux)
 
     return Estimator("vimco", surrogate, min_samples=2, max_order=1, log_weight=True)

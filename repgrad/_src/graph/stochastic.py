@@ -78,8 +78,8 @@ def sample(key, dist, *, estimator: str = "pathwise", plate: bool = False):
         if plate:
             raise ValueError("plate=True is for score nodes; a pathwise node records no score term.")
         return protocol.draw_reparameterized(dist, key, 1, "rg.sample(estimator='pathwise')")[0]
-    x = _sg(protocol.draw(dist, key, 1)[0])
-    log_prob = jnp.asarray(dist.log_prob(x))
+    x, log_prob = protocol.draw_scored(dist, key, 1, joint=False)
+    x, log_prob = x[0], log_prob[0]
     graph.nodes.append(_Node(log_prob if plate else jnp.sum(log_prob), plate))
     return x
 
