@@ -4,19 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs typecheck dist wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,interop]"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/repgrad
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15
+	$(PY) -m pytest -n 2 --durations=15 tests notebooks --nbmake
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -28,5 +28,28 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
 	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py || exit 1; done
 
+# The documentation site (mkdocs.yml), built into site/ with warnings as errors.
+DOCS_STAMP := $(VENV)/.docs-stamp
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,interop,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# pyright, basic mode, on the public modules ([tool.pyright] in pyproject.toml).
+typecheck: $(STAMP)
+	$(VENV)/bin/pyright
+
+# An sdist and a wheel built from it, in dist/.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --quiet
+
+# The wheel installed into a fresh virtual environment: import, `repgrad --version`, one gradient.
+wheel-check: dist
+	PYTHON=$(PYTHON) bash .ci/wheel_check
+
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache *.egg-info site dist build

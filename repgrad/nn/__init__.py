@@ -45,3 +45,12 @@ __all__ = [
     "sample_weights",
     "softplus_inverse",
 ]
+
+
+def __getattr__(name):
+    # repgrad.nn.flax / repgrad.nn.equinox import their framework, so they load on first use only.
+    if name in ("flax", "equinox"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
