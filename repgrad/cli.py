@@ -110,9 +110,9 @@ _DISTS = ("normal", "laplace", "logistic")
 
 
 def _dist_fn(name):
-    import repgrad as rg
+    from ._distributions import Laplace, Logistic, Normal
 
-    family = {"normal": rg.Normal, "laplace": rg.Laplace, "logistic": rg.Logistic}[name]
+    family = {"normal": Normal, "laplace": Laplace, "logistic": Logistic}[name]
     return lambda p: family(p["loc"], p["scale"])
 
 
@@ -161,15 +161,16 @@ def _resolve_problem(args, parser):
 def _split_specs(tokens):
     """Estimator specs from CLI tokens: spaces separate specs, and so do commas that
     start a registered estimator name ("pathwise,score:loo"); other commas separate
-    options inside a spec ("name:key=1,key2=2")."""
-    import repgrad as rg
+    options inside a spec ("name:key=1,key2=2"). Each spec is then parsed by the registry
+    (``repgrad._src.registry.parse_spec``), the same as ``rg.expectation``'s."""
+    from ._src import registry
 
     specs = []
     for token in tokens:
         for piece in token.replace(";", ",").split(","):
             if not piece:
                 continue
-            if piece.partition(":")[0] in rg.ESTIMATORS or piece == "all" or not specs:
+            if piece.partition(":")[0] in registry.ESTIMATORS or piece == "all" or not specs:
                 specs.append(piece)
             else:
                 specs[-1] += "," + piece
@@ -236,14 +237,15 @@ def _run_compare(args, parser, stream):
 
 
 def _run_list(stream):
-    import repgrad as rg
+    from ._src.diagnostics.compare import registered_estimators
+    from ._src.diagnostics.problems import COSTS, DEFAULT_K
 
-    from . import diagnostics as dg
-    from ._diagnostics_problems import DEFAULT_K
-
-    print("estimators (repgrad.ESTIMATORS):", ", ".join(sorted(rg.ESTIMATORS)), file=stream)
+    print("estimators (repgrad.ESTIMATORS; options after a colon, e.g. score:loo):", file=stream)
+    for name, aliases in registered_estimators().items():
+        also = f"  (also: {', '.join(aliases)})" if aliases else ""
+        print(f"  {name}{also}", file=stream)
     print("built-in problems (x ~ N(loc, scale^2), default loc=1, scale=1):", file=stream)
-    for name, formula in dg.COSTS.items():
+    for name, formula in COSTS.items():
         print(f"  {name:<10} {formula}  (default k={DEFAULT_K[name]:g})", file=stream)
     return 0
 

@@ -1,4 +1,5 @@
-"""Input validation shared by the Bayesian layers: errors raised at trace time that name the fix."""
+"""Validation shared by the Bayesian layers (errors raised at trace time that name the fix), and the
+deterministic dense and conv maps that the validated parameters and inputs go through."""
 
 from __future__ import annotations
 
