@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from ..core import kernels, protocol
 from ..core.estimator import Estimator, Out
 from ..variance_reduction.baselines import leave_one_out
-from ..variance_reduction.control_variates import with_control_variate
+from ..variance_reduction.compose import with_control_variate
 from .weak_derivatives import DECOMPOSITIONS, EnumeratedPart, ScorePart, same
 
 _sg = jax.lax.stop_gradient

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 
 from ..core import kernels, protocol
 from ..core.estimator import Estimator, Out
+from ..variance_reduction.compose import with_control_variate
 
 ZERO_PATH = (
     "pathwise: the gradient of f(x(params)) w.r.t. params is structurally zero — f is piecewise "
@@ -68,12 +69,4 @@ def pathwise(*, allow_zero_gradient: bool = False, control_variate=None) -> Esti
         return Out(value, value, aux)
 
     est = Estimator("pathwise", surrogate, family="reparameterized")
-    return _with_cv(est, control_variate)
-
-
-def _with_cv(est, control_variate):
-    if control_variate is None:
-        return est
-    from ..variance_reduction.control_variates import with_control_variate
-
     return with_control_variate(est, control_variate)

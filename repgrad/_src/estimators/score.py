@@ -9,7 +9,7 @@ from ..core import kernels, protocol
 from ..core.estimator import Estimator, Out
 from ..variance_reduction import optimal
 from ..variance_reduction.baselines import OptimalBaseline, resolve_baseline
-from ..variance_reduction.control_variates import resolve_control_variate, with_control_variate
+from ..variance_reduction.compose import resolve_control_variate, with_control_variate
 
 _sg = jax.lax.stop_gradient
 

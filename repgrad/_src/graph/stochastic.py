@@ -3,7 +3,6 @@ its own estimator, collected from ``rg.sample`` calls made while the function ru
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -11,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core import checks, protocol
-from ..core.kernels import magic_box, require_path_derivative
+from ..core.kernels import magic_box
 from ..variance_reduction.baselines import leave_one_out
 
 _sg = jax.lax.stop_gradient

@@ -31,7 +31,7 @@ def _mvn(q, p):
     diff = jnp.broadcast_to(mp, batch + (dim,)) - jnp.broadcast_to(mq, batch + (dim,))
     m = sl.solve_triangular(lp, lq, lower=True)
     z = sl.solve_triangular(lp, diff[..., None], lower=True)[..., 0]
-    log_det = lambda l: jnp.sum(jnp.log(jnp.abs(jnp.diagonal(l, axis1=-2, axis2=-1))), axis=-1)
+    log_det = lambda tri: jnp.sum(jnp.log(jnp.abs(jnp.diagonal(tri, axis1=-2, axis2=-1))), axis=-1)
     return 0.5 * (jnp.sum(m * m, axis=(-2, -1)) + jnp.sum(z * z, axis=-1) - dim) + log_det(lp) - log_det(lq)
 
 
