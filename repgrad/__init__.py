@@ -81,9 +81,9 @@ from ._src.variance_reduction.baselines import leave_one_out_baseline as leave_o
 from ._src.variance_reduction.baselines import moving_average_baseline as moving_average_baseline
 from ._src.variance_reduction.baselines import no_baseline as no_baseline
 from ._src.variance_reduction.baselines import optimal_baseline as optimal_baseline
+from ._src.variance_reduction.compose import with_control_variate as with_control_variate
 from ._src.variance_reduction.control_variates import ControlVariate as ControlVariate
 from ._src.variance_reduction.control_variates import control_variate as control_variate
-from ._src.variance_reduction.compose import with_control_variate as with_control_variate
 from ._src.variance_reduction.delta import delta_method as delta_method
 
 __version__ = "0.1.0"
