@@ -200,3 +200,22 @@ def test_grad_transform_refuses_second_derivatives_and_mixed_ones():
     loss = rg.expectation(lambda x, w: w * x**3, normal, rg.measure_valued(), num_samples=8)
     g_w = jax.grad(loss, argnums=2)(P, jax.random.key(0), jnp.float32(1.0))  # f's args alone: autodiff
     np.testing.assert_allclose(g_w, loss(P, jax.random.key(0), jnp.float32(1.0)), rtol=1e-5)
+
+
+def test_relaxations_gumbel_softmax_every_order_straight_through_first():
+    bern = lambda t: rg.Bernoulli(logits=t)
+    f = lambda z: jnp.sum(z**2)
+    theta = jnp.array([0.3, -0.2])
+    relaxed = rg.expectation(f, bern, rg.gumbel_softmax(temperature=0.5), num_samples=16)
+    assert np.all(np.isfinite(jax.hessian(relaxed)(theta, jax.random.key(0))))  # the relaxed objective's
+    st = rg.expectation(f, bern, rg.straight_through(temperature=0.5), num_samples=16)
+    jax.grad(st)(theta, jax.random.key(0))
+    with pytest.raises(rg.DerivativeOrderError, match="straight_through"):
+        jax.hessian(st)(theta, jax.random.key(0))
+
+
+def test_order_error_suggests_the_natural_alternative():
+    lj = lambda z: -0.5 * jnp.sum(z**2)
+    bound = rg.elbo(lj, lambda p: rg.Normal(p, 1.0), num_samples=4, estimator="stl")
+    with pytest.raises(rg.DerivativeOrderError, match=r"rg\.elbo\(\.\.\., estimator='pathwise'\)"):
+        jax.hessian(bound)(jnp.ones(2), jax.random.key(0))

@@ -26,7 +26,16 @@ import jax.numpy as jnp
 
 _sg = jax.lax.stop_gradient
 
-EVERY_ORDER = ("pathwise", "score (any baseline but 'optimal')", "enumeration")
+EVERY_ORDER = (
+    "pathwise",
+    "score (no, leave-one-out or moving-average baseline; numeric control variates)",
+    "enumeration",
+)
+# What to use instead, by estimator, where the generic advice does not fit.
+ALTERNATIVES = {
+    "elbo": "rg.elbo(..., estimator='pathwise')",
+    "iwae_bound": "rg.iwae_bound(..., estimator='pathwise')",
+}
 
 
 class DerivativeOrderError(TypeError):
@@ -34,13 +43,14 @@ class DerivativeOrderError(TypeError):
 
 
 def order_error(name: str) -> DerivativeOrderError:
+    instead = next((alt for key, alt in ALTERNATIVES.items() if name.startswith(key)), None)
+    instead = instead or "rg.expectation(f, dist, estimator='score', baseline='loo')"
     return DerivativeOrderError(
         f"{name} estimates first derivatives only, and this differentiates it a second time "
         "(jax.hessian, grad of grad, jvp of grad, or a derivative of a transform's output). Its "
         "higher derivatives would be silently wrong, so repgrad refuses. Estimators that are "
-        f"unbiased at every order: {', '.join(EVERY_ORDER)} — e.g. rg.expectation(f, dist, "
-        "estimator='score', baseline='loo'). To differentiate only a value, use "
-        "rg.expectation, not a *_grad transform."
+        f"unbiased at every order: {'; '.join(EVERY_ORDER)} — e.g. {instead}. To differentiate "
+        "only a value, use rg.expectation, not a *_grad transform."
     )
 
 
@@ -119,6 +129,23 @@ def pullback(pairs, name: str, dtype=None, watch=()):
     cotangents = tuple(g.astype(t.dtype) for t, g in pairs)
     total = _pullback(name, thetas, cotangents, tuple(jnp.asarray(w) for w in watch))
     return total.astype(dtype) if dtype is not None else total
+
+
+def first_order(x, name: str):
+    """``x`` unchanged, with its first derivative; differentiating it twice raises (at trace time)."""
+    return _first_order_value(name, x)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _first_order_value(name, x):
+    return x
+
+
+@_first_order_value.defjvp
+def _first_order_value_jvp(name, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    x = _first_order_guard(name, x)  # x has a tangent here only under a second derivative
+    return _first_order_value(name, x), dx
 
 
 # ---------------------------------------------------------------- helpers

@@ -33,8 +33,8 @@ def relaxed_sample(d, key, num_samples: int, temperature, straight_through: bool
         z = jnp.broadcast_to(logits, shape) + _discrete.gumbel(u)
         soft = jax.nn.softmax(z / tau, axis=-1)
         hard = jax.nn.one_hot(jnp.argmax(z, axis=-1), logits.shape[-1], dtype=logits.dtype)
-    if straight_through:
-        return hard + (soft - _sg(soft))  # hard forward (exactly), soft backward
+    if straight_through:  # hard forward (exactly), soft backward; no objective has its higher derivatives
+        return hard + kernels.first_order(soft - _sg(soft), "straight_through_gumbel_softmax")
     return soft
 
 
@@ -54,11 +54,13 @@ def gumbel_softmax(*, temperature=1.0, straight_through: bool = False) -> Estima
     not of E[f(discrete)]: the bias vanishes as τ → 0 where f is smooth — e.g. for f
     linear in a Bernoulli b, d/dθ E[σ((θ+l)/τ)] = σ'(θ) + O(τ²) — while the variance grows
     like 1/τ. The value is E[f(relaxed)] (biased) unless ``straight_through``. Higher
-    derivatives are those of the relaxed objective (biased in the same way).
+    derivatives are those of the relaxed objective E[f(relaxed)], biased for E[f(discrete)]
+    in the same way as the gradient (and with more variance as τ → 0).
 
     With ``straight_through=True`` (ST Gumbel-softmax) the forward pass uses the hard sample
     (one-hot / 0-1) and the backward pass the soft one's gradient, y = hard + soft − ⊥soft:
-    the value is unbiased, the gradient **biased** (even as τ → 0, except for f linear).
+    the value is unbiased, the gradient **biased** (even as τ → 0, except for f linear), and
+    it is a first-order estimator: a second derivative raises ``repgrad.DerivativeOrderError``.
 
     f gets, for Bernoulli, y of the logits' shape in (0, 1); for Categorical, a (relaxed)
     one-hot vector on the last axis (not an index). It must accept continuous y.
@@ -81,6 +83,7 @@ def gumbel_softmax(*, temperature=1.0, straight_through: bool = False) -> Estima
     """
     _discrete.check_temperature(temperature)
     name = "straight_through_gumbel_softmax" if straight_through else "gumbel_softmax"
+    max_order = 1 if straight_through else None
 
     def surrogate(problem, d, key, state, control):
         x = relaxed_sample(d, key, problem.num_samples, temperature, straight_through, name)
@@ -89,7 +92,7 @@ def gumbel_softmax(*, temperature=1.0, straight_through: bool = False) -> Estima
         value = jnp.mean(values)
         return Out(value, value, aux)
 
-    return Estimator(name, surrogate, family="discrete")
+    return Estimator(name, surrogate, max_order=max_order, family="discrete")
 
 
 def straight_through(*, temperature=1.0) -> Estimator:

@@ -100,7 +100,7 @@ def coefficient_estimator(base, cv) -> Estimator:
             "coefficient='optimal' estimates its own per-coordinate coefficient; combine it with "
             "baseline=None, 'loo' or 'moving_average', not baseline='optimal'."
         )
-    name = f"score ({base.name} baseline)+{cv.name}(optimal coefficient)"
+    name = ("score" if base.name == "none" else f"score ({base.name} baseline)") + f"+{cv.name}(optimal coefficient)"
 
     def surrogate(problem, d, key, state, control):
         x = _sg(problem.shard(protocol.draw(d, key, problem.num_samples)))
