@@ -13,16 +13,24 @@ exchangeable, Var = a + b/N for every estimator; a is the covariance that shared
 induces between examples: large for a shared sample, ~0 for Flipout, exactly 0 for local
 reparameterization and independent per-example weights.
 
-(b) Cost. One dense layer 512 → 512, loss Σ y², ``jax.grad`` w.r.t. the layer's params,
-jitted, at B ∈ {128, 512, 2048}; median wall time over interleaved repetitions (round
-robin over the estimators, so background load hits all alike) after compilation and
-warm-up, ratios to the shared-sample layer from the same run. Memory: XLA's compiled
-memory analysis, temp + argument + output bytes.
+(b) Cost. One dense layer d → d (d = 256 and 512), loss Σ y², ``jax.grad`` w.r.t. the
+layer's params, jitted, at B ∈ {128, 512, 2048}; median wall time over interleaved
+repetitions (round robin over the estimators and the order reversed every round, so
+background load hits all alike) after compilation and warm-up, ratios to the
+shared-sample layer from the same run. Memory: XLA's compiled memory analysis, temp +
+argument + output bytes. Next to repgrad's layers, a hand-written Flipout layer with one
+uniform draw per sign (``jax.random.rademacher``, repgrad 0.1.0's formulation), so the
+effect of drawing 32 signs per random word is measured in the same run.
+
+(c) Compiled program. From the optimized HLO of each cost cell: the number of matmuls
+and the number of threefry hashes (elements of the random-bit loops), the deterministic
+part of the cost.
 
 Usage::
 
-    python benchmarks/flipout.py            # full run (~10 min on 2 cores)
-    python benchmarks/flipout.py --small    # seconds (smoke test)
+    python benchmarks/flipout.py              # full run (~12 min on 2 cores)
+    python benchmarks/flipout.py --cost-only  # (b) and (c) only (~3 min)
+    python benchmarks/flipout.py --small      # seconds (smoke test)
 
 Writes ``benchmarks/out/flipout.md`` and the plot ``benchmarks/flipout_variance.png``
 (``benchmarks/out/flipout_variance_small.png`` with ``--small``).
@@ -35,6 +43,7 @@ import datetime
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -59,12 +68,26 @@ def explicit_per_example(params, x, key):
     return jax.vmap(lambda xn, k: nn.dense_reparameterization(params, xn, k))(x, keys)
 
 
+def flipout_uniform_per_sign(params, x, key):
+    """Hand-written Flipout as repgrad 0.1.0 drew its signs: one uniform draw per sign
+    (``jax.random.rademacher`` over (B, d_in + d_out)); one normal draw for ΔŴ and Δb."""
+    k_eps, k_signs = jax.random.split(key)
+    d_in, d_out = params.kernel_loc.shape
+    eps = jax.random.normal(k_eps, (d_in * d_out + d_out,), x.dtype)
+    eps_w, eps_b = eps[: d_in * d_out].reshape(d_in, d_out), eps[d_in * d_out :]
+    signs = jax.random.rademacher(k_signs, (x.shape[0], d_in + d_out), x.dtype)
+    s, r = signs[:, :d_in], signs[:, d_in:]
+    mean = x @ params.kernel_loc + params.bias_loc[None]
+    return mean + ((x * s) @ (params.kernel_scale * eps_w) + (params.bias_scale * eps_b)[None]) * r
+
+
 ESTIMATORS = {
     "shared sample": nn.dense_reparameterization,
     "flipout": nn.dense_flipout,
     "local reparameterization": nn.dense_local_reparameterization,
     "independent per-example": explicit_per_example,
 }
+COST_ONLY = {"flipout, one uniform per sign (0.1.0)": flipout_uniform_per_sign}
 
 
 # ------------------------------------------------------------------ (a) variance vs N
@@ -177,47 +200,84 @@ def memory_bytes(compiled):
     return m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
 
 
-def cost_study(batch_sizes, width, reps, explicit_reps):
-    params = nn.init_dense(jax.random.key(0), width, width, init_scale=0.1)
+_WHILE_U32 = re.compile(r"= \((?:[^()]*?)u32\[([0-9,]+)\]")
+
+
+def hlo_summary(compiled):
+    """Deterministic cost indicators from the optimized HLO: matmuls and threefry hashes."""
+    text = compiled.as_text()
+    entry = text[text.index("ENTRY"):] if "ENTRY" in text else text
+    matmuls = sum(1 for line in entry.splitlines() if " dot(" in line or "gemm" in line or "dot_general" in line)
+    hashes = 0
+    for line in text.splitlines():
+        if " while(" in line and (m := _WHILE_U32.search(line)):
+            hashes += math.prod(int(v) for v in m.group(1).split(","))
+    return {"matmuls": matmuls, "hashes": hashes}
+
+
+def ratio_ci(ta, tb, reps=2000, seed=0):
+    """95% bootstrap interval of median(ta)/median(tb) over paired rounds."""
+    ta, tb = np.asarray(ta), np.asarray(tb)
+    idx = np.random.default_rng(seed).integers(0, len(ta), size=(reps, len(ta)))
+    return tuple(np.quantile(np.median(ta[idx], axis=1) / np.median(tb[idx], axis=1), [0.025, 0.975]))
+
+
+def cost_study(batch_sizes, widths, reps, explicit_reps, *, estimators=None, max_explicit_bytes=MAX_EXPLICIT_BYTES):
+    """Rows (width, B, estimator, median s, × shared, memory bytes, runs, HLO summary, CI).
+
+    Per (width, B), the fast estimators are timed round robin for ``reps`` rounds, the
+    order reversed every round, so their ratios to the shared-sample layer come with a 95%
+    bootstrap interval over the paired rounds; explicit per-example weights (seconds per
+    call) are timed afterwards, ``explicit_reps`` times, and skipped above
+    ``max_explicit_bytes`` of compiled memory."""
+    estimators = estimators or {**ESTIMATORS, **COST_ONLY}
+    slow = "independent per-example"
     rows = []
-    for b in batch_sizes:
-        x = jax.random.normal(jax.random.key(b), (b, width))
-        fns, mem = {}, {}
-        for name, layer in ESTIMATORS.items():
-            f = jax.jit(jax.grad(lambda p, xx, k, layer=layer: jnp.sum(jnp.square(layer(p, xx, k)))))
-            compiled = f.lower(params, x, jax.random.key(1)).compile()
-            mem[name] = memory_bytes(compiled)
-            if name == "independent per-example" and mem[name] > MAX_EXPLICIT_BYTES:
-                continue
-            fns[name] = compiled
-            jax.block_until_ready(compiled(params, x, jax.random.key(2)))  # warm up
-        times = {name: [] for name in fns}
-        for r in range(max(reps, explicit_reps)):
-            for name, fn in fns.items():
-                if name == "independent per-example" and r >= explicit_reps:
+    for width in widths:
+        params = nn.init_dense(jax.random.key(0), width, width, init_scale=0.1)
+        for b in batch_sizes:
+            x = jax.random.normal(jax.random.key(b), (b, width))
+            fns, mem, hlo = {}, {}, {}
+            for name, layer in estimators.items():
+                f = jax.jit(jax.grad(lambda p, xx, k, layer=layer: jnp.sum(jnp.square(layer(p, xx, k)))))
+                compiled = f.lower(params, x, jax.random.key(1)).compile()
+                mem[name], hlo[name] = memory_bytes(compiled), hlo_summary(compiled)
+                if name == slow and mem[name] > max_explicit_bytes:
                     continue
+                fns[name] = compiled
+                jax.block_until_ready(compiled(params, x, jax.random.key(2)))  # warm up
+
+            def timed(fn, r):
                 key = jax.random.key(r)
                 t0 = time.perf_counter()
                 jax.block_until_ready(fn(params, x, key))
-                times[name].append(time.perf_counter() - t0)
-        base = statistics.median(times["shared sample"])
-        for name in ESTIMATORS:
-            t = statistics.median(times[name]) if name in times else float("nan")
-            rows.append((b, name, t, t / base, mem[name], len(times.get(name, []))))
-        print(f"  cost: B={b} done", flush=True)
+                return time.perf_counter() - t0
+
+            fast = [name for name in fns if name != slow]
+            times = {name: [] for name in fns}
+            for r in range(reps):
+                for name in fast if r % 2 == 0 else fast[::-1]:
+                    times[name].append(timed(fns[name], r))
+            if slow in fns:
+                times[slow] = [timed(fns[slow], r) for r in range(explicit_reps)]
+            base = statistics.median(times["shared sample"])
+            for name in estimators:
+                t = statistics.median(times[name]) if name in times else float("nan")
+                ci = ratio_ci(times[name], times["shared sample"]) if name in fast else (float("nan"),) * 2
+                if name in fast:  # the ratio of the fastest calls: the least disturbed by other load
+                    ci = (*ci, min(times[name]) / min(times["shared sample"]))
+                else:
+                    ci = (*ci, float("nan"))
+                rows.append((width, b, name, t, t / base, mem[name], len(times.get(name, [])), hlo[name], ci))
+            print(f"  cost: d={width} B={b} done", flush=True)
     return rows
 
 
 # ---------------------------------------------------------------------------- report
 
 
-def report(var_results, cost_rows, args, elapsed):
+def variance_report(var_results):
     lines = [
-        "## Flipout (benchmarks/flipout.py)",
-        "",
-        f"Machine: {platform.machine()} CPU container, {os.cpu_count()} cores, jax {jax.__version__}; "
-        f"{datetime.date.today().isoformat()}; {'--small' if args.small else 'full run'} ({elapsed:.0f} s).",
-        "",
         f"### (a) Gradient variance vs batch size (frozen MLP 64-{HIDDEN}-10 on digits, posterior std {POSTERIOR_STD})",
         "",
         "Total variance Σ_j Var(ĝ_j) of the gradient w.r.t. all posterior parameters, ± 1 SE; "
@@ -234,46 +294,77 @@ def report(var_results, cost_rows, args, elapsed):
     for name, (_, rows) in var_results.items():
         a, b = fit_a_b(rows)
         lines.append(f"- {name}: a = {a:.3g}, b = {b:.3g}")
-    lines += [
+    return lines
+
+
+def cost_report(cost_rows):
+    lines = [
+        "### (b) Forward + backward cost, dense d → d, and (c) the compiled program",
         "",
-        "### (b) Forward + backward cost, dense 512 → 512",
-        "",
-        "| B | estimator | median time (ms) | × shared sample | memory (MB, temp+args+out) | runs |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| d | B | estimator | median time (ms) | × shared sample | 95% CI | min ratio | memory (MB, temp+args+out) "
+        "| runs | matmuls in HLO | threefry hashes |",
+        "|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for b, name, t, ratio, mem, runs in cost_rows:
+    for w, b, name, t, ratio, mem, runs, hlo, (lo, hi, min_ratio) in cost_rows:
         ts = "skipped" if math.isnan(t) else f"{1e3 * t:.3f}"
         rs = "–" if math.isnan(ratio) else f"{ratio:.2f}"
-        lines.append(f"| {b} | {name} | {ts} | {rs} | {mem / 1e6:.1f} | {runs} |")
-    by = {(b, n): t for b, n, t, _, _, _ in cost_rows}
-    for b in sorted({r[0] for r in cost_rows}):
-        flip, shared, expl = by[(b, "flipout")], by[(b, "shared sample")], by[(b, "independent per-example")]
-        lines.append("")
-        lines.append(f"B={b}: Flipout / shared = {flip / shared:.2f}; explicit per-example / Flipout = {expl / flip:.1f}")
+        cis = "" if math.isnan(lo) or name == "shared sample" else f"[{lo:.2f}, {hi:.2f}]"
+        mins = "" if math.isnan(min_ratio) or name == "shared sample" else f"{min_ratio:.2f}"
+        lines.append(
+            f"| {w} | {b} | {name} | {ts} | {rs} | {cis} | {mins} | {mem / 1e6:.1f} | {runs} | {hlo['matmuls']} "
+            f"| {hlo['hashes']} |"
+        )
+    by = {(w, b, n): t for w, b, n, t, *_ in cost_rows}
+    lines.append("")
+    for w, b in sorted({(r[0], r[1]) for r in cost_rows}):
+        flip, shared = by[(w, b, "flipout")], by[(w, b, "shared sample")]
+        expl = by.get((w, b, "independent per-example"), float("nan"))
+        parts = [f"d={w}, B={b}: Flipout / shared = {flip / shared:.2f}"]
+        if (w, b, "flipout, one uniform per sign (0.1.0)") in by:
+            parts.append(f"0.1.0 formulation / shared = {by[(w, b, 'flipout, one uniform per sign (0.1.0)')] / shared:.2f}")
+        parts.append(f"explicit per-example / Flipout = {expl / flip:.1f}" if not math.isnan(expl) else "explicit per-example skipped")
+        lines.append("- " + "; ".join(parts))
+    return lines
+
+
+def report(var_results, cost_rows, args, elapsed):
+    lines = [
+        "## Flipout (benchmarks/flipout.py)",
+        "",
+        f"Machine: {platform.machine()} CPU container, {os.cpu_count()} cores, jax {jax.__version__}; "
+        f"{datetime.date.today().isoformat()}; {'--small' if args.small else 'full run'} ({elapsed:.0f} s).",
+        "",
+    ]
+    if var_results:
+        lines += variance_report(var_results) + [""]
+    lines += cost_report(cost_rows)
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="tiny settings (smoke test)")
+    parser.add_argument("--cost-only", action="store_true", help="only (b) and (c), the cost study")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     if args.small:
         ns, groups, reps, explicit_reps, chunk_examples = (1, 4), (4,), 8, 8, 4096
-        batch_sizes, width, t_reps, t_explicit = (8,), 16, 3, 2
+        batch_sizes, widths, t_reps, t_explicit = (8,), (16,), 3, 2
     else:
         ns, groups, reps, explicit_reps, chunk_examples = tuple(2**k for k in range(14)), (64, 1024, 8192), 128, 48, 16384
-        batch_sizes, width, t_reps, t_explicit = (128, 512, 2048), 512, 30, 7
+        batch_sizes, widths, t_reps, t_explicit = (128, 512, 2048), (256, 512), 100, 3
     names = ("shared sample", "flipout") if args.small else tuple(ESTIMATORS)
-    var_results = variance_study(ns, groups, reps, explicit_reps, chunk_examples, names)
-    cost_rows = cost_study(batch_sizes, width, t_reps, t_explicit)
+    var_results = {} if args.cost_only else variance_study(ns, groups, reps, explicit_reps, chunk_examples, names)
+    cost_rows = cost_study(batch_sizes, widths, t_reps, t_explicit)
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    plot = out / "flipout_variance_small.png" if args.small else ROOT / "benchmarks" / "flipout_variance.png"
-    plot_variance(var_results, plot)
     text = report(var_results, cost_rows, args, time.perf_counter() - t0)
-    text += f"\nPlot: {plot.relative_to(ROOT)}\n"
-    (out / ("flipout_small.md" if args.small else "flipout.md")).write_text(text)
+    if var_results:
+        plot = out / "flipout_variance_small.png" if args.small else ROOT / "benchmarks" / "flipout_variance.png"
+        plot_variance(var_results, plot)
+        text += f"\nPlot: {plot.relative_to(ROOT)}\n"
+    name = "flipout_small.md" if args.small else ("flipout_cost.md" if args.cost_only else "flipout.md")
+    (out / name).write_text(text)
     print(text)
 
 

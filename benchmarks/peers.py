@@ -12,10 +12,14 @@ optimizer, Adam(1e-3) from optax or the peer's own Adam):
   likelihood, standard normal prior, N samples of z per image; negative ELBO summed over
   the batch.
 
+The model side is written once (``_jax_models``) and shared by the repgrad, TFP and
+hand-written rows; its Bernoulli log-likelihood uses numpyro's own formulation (see
+``bernoulli_log_lik``), so repgrad and numpyro differ only in the variational machinery.
+
 Rows: repgrad ``rg.expectation(..., estimator="pathwise")`` (and ``"score"`` with a
 leave-one-out baseline and with ``rg.optimal_baseline("loo")``, for the variance column), numpyro SVI with ``Trace_ELBO`` and
 ``TraceGraph_ELBO`` (vectorized particles), TFP-on-JAX ``tfp.vi.monte_carlo_variational_loss``
-(guarded: TFP 0.25 does not import with jax 0.10), Pyro ``Trace_ELBO`` on PyTorch CPU (eager,
+(tfp-nightly; the TFP 0.25 release does not import with jax 0.10), Pyro ``Trace_ELBO`` on PyTorch CPU (eager,
 vectorized particles, as Pyro users run it) and Pyro ``JitTrace_ELBO``.
 
 Columns: median wall time of one optimizer step after compilation (``jax.block_until_ready``
@@ -24,7 +28,9 @@ on all of them alike; Pyro's in its own subprocess afterwards; torch is synchron
 eager step for Pyro), peak memory (JAX: XLA ``memory_analysis()`` of the compiled step,
 arguments + outputs + temporaries - aliased; Pyro: growth of the peak RSS (Linux VmHWM, reset
 through /proc/self/clear_refs) over the first three steps, above the RSS before them, in a fresh
-subprocess, and in brackets the same over three later steps; the two methods are not identical, see RESULTS.md), and the total variance (sum over coordinates)
+subprocess, and in brackets the same over three later steps; the two methods are not identical, see RESULTS.md),
+XLA's static cost analysis of the compiled step (flops and bytes accessed: deterministic, so it
+shows whether two JAX rows run the same program whatever the timings say), and the total variance (sum over coordinates)
 of the gradient w.r.t. the posterior / encoder parameters at the initial parameters, over R
 independent keys, at the same sample count. Ratios are relative to repgrad (pathwise),
 measured in the same run.
@@ -124,6 +130,17 @@ def _total_var_se(leaves):
     return float(np.std(d, ddof=1) / np.sqrt(r))
 
 
+def _xla_cost(compiled):
+    """XLA's static cost analysis of the compiled step: (flops, bytes accessed), or Nones."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        return {}
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    return {"flops": cost.get("flops"), "bytes_accessed": cost.get("bytes accessed")}
+
+
 def _xla_peak(compiled):
     m = compiled.memory_analysis()
     if m is None:
@@ -138,12 +155,18 @@ def _jax_models():
     import jax
     import jax.numpy as jnp
 
-    def _softplus(t):  # log(1 + e^t) as numpyro's Bernoulli(logits=) writes it, so the models match op for op
-        return jnp.clip(t, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(t)))
+    def bernoulli_log_lik(logits, y):
+        """log Bernoulli(y | logits), formulated as numpyro 0.22's ``Bernoulli(logits=).log_prob``
+        (numpyro/distributions/util.py, ``binary_cross_entropy_with_logits``):
+        −(max(l, 0) + log1p(e^{−|l|}) − l·y) on finite logits, and for ±inf logits a second
+        ``where`` (0 or −inf), so that the repgrad rows and numpyro run the same likelihood ops."""
+        finite = jnp.isfinite(logits)
+        safe = jnp.where(finite, logits, 0.0)
+        nll = jnp.maximum(safe, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(safe))) - safe * y
+        return -jnp.where(finite, nll, jnp.inf * jnp.logical_xor(y, logits > 0).astype(logits.dtype))
 
     def lr_neg_log_joint(w, x, y):
-        logits = x @ w
-        ll = jnp.sum(y * logits - _softplus(logits))
+        ll = jnp.sum(bernoulli_log_lik(x @ w, y))
         return -(ll - 0.5 * jnp.sum(w * w) - 0.5 * w.shape[0] * jnp.log(2.0 * jnp.pi))
 
     def encode(p, x):
@@ -156,8 +179,7 @@ def _jax_models():
         return h @ p["d2_w"] + p["d2_b"]
 
     def vae_neg_log_joint(z, p, x):
-        logits = decode(p, z)
-        ll = jnp.sum(x * logits - _softplus(logits))
+        ll = jnp.sum(bernoulli_log_lik(decode(p, z), x))
         return -(ll - 0.5 * jnp.sum(z * z) - 0.5 * z.size * jnp.log(2.0 * jnp.pi))  # z: (latent,) or (batch, latent)
 
     return lr_neg_log_joint, encode, decode, vae_neg_log_joint
@@ -230,7 +252,8 @@ def _compiled_row(step, state, data, loss, params, var_reps, var_keys_filter):
 
     grad_fn = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0) + (None,) * len(data)))
     g = grad_fn(params, jax.random.split(jax.random.key(1), var_reps), *data)
-    return {"_step": one, "compile_s": compile_s, "peak_bytes": _xla_peak(compiled), **_grad_stats(g, var_keys_filter)}
+    return {"_step": one, "compile_s": compile_s, "peak_bytes": _xla_peak(compiled), **_xla_cost(compiled),
+            **_grad_stats(g, var_keys_filter)}
 
 
 def run_jax_row(problem, loss, params, data, reps, var_reps, var_keys_filter):
@@ -316,9 +339,12 @@ def run_numpyro_row(problem, n, elbo_name, params, data, reps, var_reps, var_key
 
 
 def run_tfp_row(problem, n, params, data, reps, var_reps, var_keys_filter):
-    """tfp.vi.monte_carlo_variational_loss; runs only where TFP-on-JAX imports."""
+    """tfp.vi.monte_carlo_variational_loss; runs where TFP-on-JAX imports (tfp-nightly with
+    jax 0.10; the 0.25 release does not). TFP calls the target on the whole (n, ...) batch of
+    samples, so the per-sample log joint is vmapped."""
+    import jax
     import jax.numpy as jnp
-    from tensorflow_probability.substrates import jax as tfp  # fails with jax 0.10 / TFP 0.25
+    from tensorflow_probability.substrates import jax as tfp
 
     tfd = tfp.distributions
     lr_nlj, encode, _, vae_nlj = _jax_models()
@@ -327,11 +353,11 @@ def run_tfp_row(problem, n, params, data, reps, var_reps, var_keys_filter):
 
         def loss(p, key, x, y):
             q = tfd.Independent(tfd.Normal(p["loc"], jnp.exp(p["log_scale"])), 1)
+            target = lambda w: -jax.vmap(lambda ww: lr_nlj(ww, x, y))(w) if w.ndim == 2 else -lr_nlj(w, x, y)
             return tfp.vi.monte_carlo_variational_loss(
-                lambda w: -lr_nlj(w, x, y), q, sample_size=n, seed=key, discrepancy_fn=tfp.vi.kl_reverse
+                target, q, sample_size=n, seed=key, discrepancy_fn=tfp.vi.kl_reverse
             )
     else:
-        import jax
 
         def loss(p, key, x):
             loc, log_scale = encode(p, x)
@@ -528,12 +554,13 @@ def _print_table(problem, n, rows, var_reps):
     title = {"lr": "Bayesian logistic regression (breast_cancer, 31 weights)",
              "vae": "Gaussian VAE (digits, batch of images)"}[problem]
     print(f"\n## {title}, N={n} samples")
-    print("| library / estimator | ms/step (median) | x repgrad | compile s | peak memory | grad variance ± SE | x repgrad | mean vs repgrad (max z) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| library / estimator | ms/step (median) | x repgrad | compile s | peak memory | XLA Mflop / MB accessed "
+          "| grad variance ± SE | x repgrad | mean vs repgrad (max z) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     ref = rows.get("repgrad pathwise", {})
     for name, r in rows.items():
         if "error" in r:
-            print(f"| {name} | {r['error']} | | | | | | |")
+            print(f"| {name} | {r['error']} | | | | | | | |")
             continue
         t_ratio = r["median_ms"] / ref["median_ms"] if "median_ms" in ref else float("nan")
         v_ratio = r["grad_var"] / ref["grad_var"] if ref.get("grad_var") else float("nan")
@@ -541,7 +568,13 @@ def _print_table(problem, n, rows, var_reps):
         z_s = "-" if (z is None or r is ref) else f"{z:.1f}"
         print(f"| {name} | {r['median_ms']:.3f} | {t_ratio:.2f} | {r['compile_s']:.2f} | {_fmt_bytes(r['peak_bytes'])} "
               f"{' (' + _fmt_bytes(r['peak_steady_bytes']) + ' steady)' if 'peak_steady_bytes' in r else ''} "
-              f"| {r['grad_var']:.4g} ± {r['grad_var_se']:.2g} | {v_ratio:.3g} | {z_s} |")
+              f"| {_fmt_cost(r)} | {r['grad_var']:.4g} ± {r['grad_var_se']:.2g} | {v_ratio:.3g} | {z_s} |")
+
+
+def _fmt_cost(r):
+    if r.get("flops") is None or r.get("bytes_accessed") is None:
+        return "n/a"
+    return f"{r['flops'] / 1e6:.2f} / {r['bytes_accessed'] / 1e6:.2f}"
 
 
 if __name__ == "__main__":

@@ -65,6 +65,21 @@ def _with_x(x, *params):
     return jnp.broadcast_arrays(jnp.asarray(x), *params)
 
 
+def _at_rank(x, *params):
+    """A value and parameters at one rank, with leading size-1 axes: reshaped, not broadcast.
+
+    ``log_prob`` computes parameter-only terms (log-normalizers) at the parameter shape
+    and combines them with ``x`` by size-1 broadcasting (allowed under
+    ``jax_numpy_rank_promotion="raise"``), as hand-written ``(x - loc[None]) / scale[None]``
+    does. A parameter broadcast to the samples' shape first makes the derivatives with
+    respect to it (1/scale², 1/rate, ...) per sample: N·D divides instead of D
+    (benchmarks/overhead.py --families compares score_grad with hand-written densities).
+    """
+    x = jnp.asarray(x)
+    ndim = max([x.ndim] + [jnp.ndim(a) for a in params])
+    return tuple(jnp.reshape(a, (1,) * (ndim - jnp.ndim(a)) + jnp.shape(a)) for a in (x, *params))
+
+
 class Distribution:
     """Base class: a pytree over the parameters named in ``_params``.
 
@@ -154,12 +169,9 @@ class Normal(Distribution):
         return loc + scale * eps
 
     def log_prob(self, x):
-        # Parameter-only terms at the parameter shape, then broadcast: the VJP then divides
-        # |params| times instead of once per sample (benchmarks/overhead.py).
-        inv_scale = 1.0 / self.scale
-        log_norm = jnp.log(self.scale) + _LOG_SQRT_2PI
-        x, loc, inv_scale, log_norm = _with_x(x, self.loc, inv_scale, log_norm)
-        z = (x - loc) * inv_scale
+        # (x − loc) / scale as hand-written code has it; see _at_rank.
+        x, loc, scale, log_norm = _at_rank(x, self.loc, self.scale, jnp.log(self.scale) + _LOG_SQRT_2PI)
+        z = (x - loc) / scale
         return -0.5 * z * z - log_norm
 
     def mean(self):
@@ -290,9 +302,8 @@ class Laplace(Distribution):
         return loc + scale * jax.random.laplace(key, shape, self.loc.dtype)
 
     def log_prob(self, x):
-        # Parameter-only terms at the parameter shape, as in Normal.log_prob.
-        x, loc, inv_scale, log_norm = _with_x(x, self.loc, 1.0 / self.scale, jnp.log(2.0 * self.scale))
-        return -jnp.abs(x - loc) * inv_scale - log_norm
+        x, loc, scale, log_norm = _at_rank(x, self.loc, self.scale, jnp.log(2.0 * self.scale))
+        return -jnp.abs(x - loc) / scale - log_norm
 
     def mean(self):
         return self.loc
@@ -314,8 +325,8 @@ class Logistic(Distribution):
         return loc + scale * jax.random.logistic(key, shape, self.loc.dtype)
 
     def log_prob(self, x):
-        x, loc, inv_scale, log_scale = _with_x(x, self.loc, 1.0 / self.scale, jnp.log(self.scale))
-        z = (x - loc) * inv_scale
+        x, loc, scale, log_scale = _at_rank(x, self.loc, self.scale, jnp.log(self.scale))
+        z = (x - loc) / scale
         return -z - 2.0 * jax.nn.softplus(-z) - log_scale
 
     def mean(self):
@@ -342,9 +353,9 @@ class Uniform(Distribution):
         return low + (high - low) * jax.random.uniform(key, shape, self.low.dtype)
 
     def log_prob(self, x):
-        x, low, high = _with_x(x, self.low, self.high)
+        x, low, high, log_width = _at_rank(x, self.low, self.high, jnp.log(self.high - self.low))
         inside = (x >= low) & (x < high)
-        return jnp.where(inside, -jnp.log(high - low), -jnp.inf)
+        return jnp.where(inside, -log_width, -jnp.inf)
 
     def mean(self):
         return 0.5 * (self.low + self.high)
@@ -366,7 +377,7 @@ class Exponential(Distribution):
         return jax.random.exponential(key, shape, self.rate.dtype) / _to(shape, self.rate)
 
     def log_prob(self, x):
-        x, rate, log_rate = _with_x(x, self.rate, jnp.log(self.rate))
+        x, rate, log_rate = _at_rank(x, self.rate, jnp.log(self.rate))
         return jnp.where(x >= 0, log_rate - rate * x, -jnp.inf)
 
     def mean(self):
@@ -395,7 +406,7 @@ class Gamma(Distribution):
 
     def log_prob(self, x):
         a, b = self.concentration, self.rate
-        x, a, b, log_norm = _with_x(x, a, b, a * jnp.log(b) - special.gammaln(a))
+        x, a, b, log_norm = _at_rank(x, a, b, a * jnp.log(b) - special.gammaln(a))
         return special.xlogy(a - 1.0, x) - b * x + log_norm
 
     def mean(self):
@@ -419,7 +430,7 @@ class Beta(Distribution):
 
     def log_prob(self, x):
         a, b = self.concentration1, self.concentration0
-        x, a, b, log_beta = _with_x(x, a, b, special.betaln(a, b))
+        x, a, b, log_beta = _at_rank(x, a, b, special.betaln(a, b))
         return special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta
 
     def mean(self):
@@ -447,9 +458,11 @@ class Dirichlet(Distribution):
         return jax.random.dirichlet(key, conc, shape[:-1], conc.dtype)
 
     def log_prob(self, x):
-        x, conc = _with_x(x, self.concentration)
-        norm = jnp.sum(special.gammaln(conc), -1) - special.gammaln(jnp.sum(conc, -1))
-        return jnp.sum(special.xlogy(conc - 1.0, x), -1) - norm
+        conc = self.concentration
+        norm = jnp.sum(special.gammaln(conc), -1) - special.gammaln(jnp.sum(conc, -1))  # batch shape, once
+        x, conc = _at_rank(x, conc)
+        lp, norm = _at_rank(jnp.sum(special.xlogy(conc - 1.0, x), -1), norm)
+        return lp - norm
 
     def mean(self):
         return self.concentration / jnp.sum(self.concentration, -1, keepdims=True)
@@ -491,6 +504,12 @@ class Bernoulli(Distribution):
         return (u < _to(shape, self.probs)).astype(self.logits.dtype)
 
     def log_prob(self, x):
+        # Two softplus per sample (0.1.0's form). The hand-written x·l − softplus(l), softplus
+        # at the parameter shape, compiles to less work (score_grad 1.17–1.29× faster,
+        # benchmarks/RESULTS.md) but rounds differently in float32 (l − softplus(l) and
+        # 1 − σ(l) cancel for l ≫ 0): the enumeration-vs-closed-form check of
+        # tests/test_discrete_unbiased.py, whose gradient cancels ~2500-fold, then misses its
+        # tolerance (relative error 2.8e-4 against 2.8e-5 with this form).
         x, logits = _with_x(x, self.logits)
         return -jax.nn.softplus(-logits) * x - jax.nn.softplus(logits) * (1.0 - x)
 
@@ -567,7 +586,7 @@ class Poisson(Distribution):
         return jax.random.poisson(key, _to(shape, self.rate), shape).astype(self.rate.dtype)
 
     def log_prob(self, x):
-        x, rate = _with_x(x, self.rate)
+        x, rate = _at_rank(x, self.rate)
         return special.xlogy(x, rate) - rate - special.gammaln(x + 1.0)
 
     def mean(self):

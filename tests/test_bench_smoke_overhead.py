@@ -29,6 +29,13 @@ def test_overhead_small(tmp_path, capsys):
     for r in rows:
         assert "skipped" not in r
         assert r["ms_a"] > 0 and r["ms_b"] > 0 and math.isfinite(r["ratio"])
+        # --small keeps timing until the ratio's 95% CI is within ±5% (or the cell's budget
+        # is spent): at least 30 rounds, each the mean of calls grouped to ≥ 1 ms; stopped
+        # on the CI, the reported interval is well within ±10%
+        assert r["reps"] >= 30 and r["inner"] >= 1
+        assert r["stop"] in ("ci", "budget", "reps")
+        if r["stop"] == "ci":
+            assert r["ci_ok"]
         assert r["peak_a"] > 0 and r["peak_b"] > 0
         assert not r["flag"], f"{r['name']}: temporaries far above the N·D floor"
         assert not r["above_hand"], f"{r['name']}: more temporary memory than hand-written"

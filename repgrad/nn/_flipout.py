@@ -7,9 +7,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from . import _checks
+from . import _validation as _checks
 from ._init import Conv2DParams, DenseParams
-from ._reparameterization import standard_normal_like
+from ._reparameterization import per_example_keys, standard_normal_like
 
 __all__ = ["flipout", "dense_flipout", "conv2d_flipout"]
 
@@ -35,7 +35,9 @@ def flipout(layer_fn, *, example_ndim: int = 1):
     into two batched layer applications and per-example weights are never materialized.
     Signs are per example and channel and shared over any other axes (the spatial
     positions of a conv), so each spatial position sees the same per-example kernel. A
-    bias (a weight on a constant input) is perturbed by ``Δb ∘ r_n``.
+    bias (a weight on a constant input) is perturbed by ``Δb ∘ r_n``. Example n's signs
+    are drawn from ``fold_in(key_signs, n)``: its output depends only on the key and its
+    index n, so a batch sharded over devices (or hosts) gives the unsharded result.
 
     Args:
       layer_fn: ``layer_fn(weights, x_single) -> y_single``, linear in ``weights``.
@@ -102,9 +104,26 @@ def flipout(layer_fn, *, example_ndim: int = 1):
     return apply
 
 
+_WORD_BITS = 32
+
+
 def draw_signs(key, batch: int, in_channels: int, out_channels: int, dtype):
-    """Rademacher sign vectors ``(batch, in_channels)`` and ``(batch, out_channels)``: ±1, each w.p. 1/2."""
-    signs = jax.random.rademacher(key, (batch, in_channels + out_channels), dtype)  # one draw, then split
+    """Rademacher sign vectors ``(batch, in_channels)`` and ``(batch, out_channels)``: ±1, each w.p. 1/2.
+
+    Example n's signs are the bits of ⌈(in + out)/32⌉ random 32-bit words drawn from
+    ``fold_in(key, n)`` (:func:`per_example_keys`), so they depend only on (key, n): not on
+    the batch size, nor on the devices or processes the batch is sharded over. The bits of
+    a uniformly random word are independent fair coins, so one word gives 32 signs: 32×
+    fewer threefry hashes than one uniform draw per sign, which at batch 2048 cost about as
+    much as Flipout's second matmul (benchmarks/RESULTS.md, "Flipout at large batch").
+    """
+    channels = in_channels + out_channels
+    words = -(-channels // _WORD_BITS)
+    bits = jax.vmap(lambda k: jax.random.bits(k, (words,), jnp.uint32))(per_example_keys(key, batch))
+    shifts = jnp.arange(_WORD_BITS, dtype=jnp.uint32)
+    coins = (bits[:, :, None] >> shifts[None, None, :]) & jnp.uint32(1)  # (batch, words, 32)
+    coins = coins.reshape(batch, words * _WORD_BITS)[:, :channels]
+    signs = jnp.where(coins == 0, 1.0, -1.0).astype(dtype)
     return signs[:, :in_channels], signs[:, in_channels:]
 
 
@@ -126,8 +145,9 @@ def dense_flipout(params: DenseParams, x, key):
     Each example's output has exactly the distribution it would have under its own
     weight sample; gradients average over pseudo-independent perturbations, so their
     variance keeps falling ~1/N with batch size N where a shared sample's plateaus. Cost:
-    two matmuls forward (about 2× a shared-sample layer) and O(N·(d_in + d_out)) random
-    signs. See :func:`flipout` for the derivation.
+    two matmuls forward and two backward (about 2× a shared-sample layer) and
+    N·(d_in + d_out) random signs, 32 from each random 32-bit word. See :func:`flipout`
+    for the derivation.
 
     Args:
       params: a :class:`DenseParams`.

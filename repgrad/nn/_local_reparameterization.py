@@ -5,14 +5,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import _checks
+from . import _validation as _checks
 from ._init import Conv2DParams, DenseParams
+from ._reparameterization import per_example_keys
 
 __all__ = ["dense_local_reparameterization", "conv2d_local_reparameterization"]
 
 
 def _sample_preactivations(mean, var, key):
-    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    # Example n's noise from fold_in(key, n): it depends only on (key, n), so sharding the
+    # batch over devices or processes gives the unsharded result (tests/test_nn_sharding.py).
+    keys = per_example_keys(key, mean.shape[0])
+    eps = jax.vmap(lambda k: jax.random.normal(k, mean.shape[1:], mean.dtype))(keys)
     return mean + jnp.sqrt(var) * eps
 
 
@@ -30,7 +34,8 @@ def dense_local_reparameterization(params: DenseParams, x, key):
     sample per example, at the cost of two matmuls. It applies to layers whose
     pre-activations are linear in Gaussian weights (dense, conv); the gradient with
     respect to the scales differs from (and usually has lower variance than) explicit
-    per-example sampling.
+    per-example sampling. Example n's noise is drawn from ``fold_in(key, n)``, so it
+    depends only on the key and n, however the batch is sharded.
 
     Args:
       params: a :class:`DenseParams`.

@@ -7,10 +7,16 @@ import math
 import jax
 import jax.numpy as jnp
 
-from . import _checks
+from . import _validation as _checks
 from ._init import Conv2DParams, DenseParams
 
-__all__ = ["sample_weights", "standard_normal_like", "dense_reparameterization", "conv2d_reparameterization"]
+__all__ = [
+    "sample_weights",
+    "standard_normal_like",
+    "per_example_keys",
+    "dense_reparameterization",
+    "conv2d_reparameterization",
+]
 
 
 def sample_weights(params, key):
@@ -37,6 +43,16 @@ def standard_normal_like(key, arrays):
         out.append(flat[start : start + size].reshape(jnp.shape(a)).astype(jnp.result_type(a)))
         start += size
     return out
+
+
+def per_example_keys(key, batch: int):
+    """``batch`` keys, the n-th being ``fold_in(key, n)``.
+
+    Noise drawn from key n depends only on (key, n): never on the batch size, nor on how
+    the batch is split across devices or processes, whatever ``jax_threefry_partitionable``
+    says. The draws are elementwise in the batch, so under a batch sharding XLA generates
+    each shard's noise on its own device, with no communication."""
+    return jax.vmap(lambda n: jax.random.fold_in(key, n))(jnp.arange(batch, dtype=jnp.uint32))
 
 
 def dense_reparameterization(params: DenseParams, x, key):
