@@ -15,7 +15,7 @@ from .weak_derivatives import DECOMPOSITIONS, EnumeratedPart, ScorePart, same
 
 _sg = jax.lax.stop_gradient
 
-DEFAULT_CHUNK = 2**13
+DEFAULT_ELEMENTS = 2**20  # evaluations at once × |x|: about 4 MB per float32 copy
 
 
 def measure_valued(*, coupled: bool = True, chunk_size: int | None = None, control_variate=None) -> Estimator:
@@ -43,8 +43,9 @@ def measure_valued(*, coupled: bool = True, chunk_size: int | None = None, contr
         Poisson and Categorical one side reuses the sample itself.
       chunk_size: the largest number of f evaluations made at once (each at one
         |x|-sized point): the replaced points cost O(chunk_size · |x|) memory, not
-        O(N · |x|²), on top of the O(N · |x|) samples. ``None``: 2¹³ (fastest on CPU at
-        |x| = 100 in ``benchmarks/measure_valued_memory.py``). Chunking changes no result.
+        O(N · |x|²), on top of the O(N · |x|) samples. ``None``: 2²⁰ / |x| (at least 64), about
+        4 MB per float32 copy (see ``benchmarks/measure_valued_memory.py``). Chunking changes
+        no result.
       control_variate: ``None``, ``"delta"`` or a ``repgrad.ControlVariate``; see
         ``repgrad.with_control_variate``.
 
@@ -62,8 +63,7 @@ def measure_valued(*, coupled: bool = True, chunk_size: int | None = None, contr
       Mohamed et al., "Monte Carlo Gradient Estimation in Machine Learning", JMLR 2020
       (arXiv:1906.10652), §6 and Table 1.
     """
-    chunk = DEFAULT_CHUNK if chunk_size is None else chunk_size
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int (f evaluations at once), got {chunk_size!r}.")
 
     def surrogate(problem, d, key, state, control):
@@ -76,6 +76,7 @@ def measure_valued(*, coupled: bool = True, chunk_size: int | None = None, contr
         # f's args and values enter un-stopped: the pull-back never differentiates them, but its
         # guard then sees a mixed second derivative (params and f's args) and refuses it.
         f, args = problem.f_value, problem.args
+        chunk = chunk_size or max(64, DEFAULT_ELEMENTS // math.prod(x.shape[1:]))
         grads = []
         for name, part in decompose(_sg(d), key_w, x.shape, coupled).items():
             grads.append((getattr(d, name), _part_gradient(part, f, args, x, values, chunk)))
@@ -102,26 +103,26 @@ def _unsupported(d):
 def _replace_each(f, args, x, x_new, chunk):
     """f(x with coordinate i of each sample replaced by x_new's), for every i: shape (N, *S).
 
-    Evaluations are grouped ``chunk`` at a time: memory O(chunk · |x|).
+    At most ``chunk`` evaluations run at once (memory O(chunk · |x|)): all of them when they
+    fit, else blocks of coordinates over all samples, else one coordinate over blocks of samples.
     """
     num_samples, sample_shape = x.shape[0], x.shape[1:]
     size = math.prod(sample_shape)
     flat_x, flat_new = x.reshape(num_samples, size), x_new.reshape(num_samples, size)
     f_flat = lambda xs: f(xs.reshape(sample_shape), *args)
+
+    def at(i):  # coordinate i replaced, every sample: (N,)
+        one = lambda xs, v: f_flat(xs.at[i].set(v[i]))
+        if num_samples <= chunk:
+            return jax.vmap(one)(flat_x, flat_new)
+        return jax.lax.map(lambda xv: one(*xv), (flat_x, flat_new), batch_size=chunk)
+
+    coords = jnp.arange(size)
     if num_samples * size <= chunk:
-
-        def at(i):
-            return jax.vmap(lambda xs, v: f_flat(xs.at[i].set(v[i])))(flat_x, flat_new)
-
-        out = jax.vmap(at)(jnp.arange(size))  # (size, N)
-        return out.T.reshape(x.shape)
-
-    def one(p):  # the pair (coordinate p // N, sample p % N)
-        i, n = p // num_samples, p % num_samples
-        return f_flat(flat_x[n].at[i].set(flat_new[n, i]))
-
-    out = jax.lax.map(one, jnp.arange(num_samples * size), batch_size=chunk)
-    return out.reshape(size, num_samples).T.reshape(x.shape)
+        out = jax.vmap(at)(coords)
+    else:
+        out = jax.lax.map(at, coords, batch_size=max(1, chunk // num_samples))  # (size, N)
+    return out.T.reshape(x.shape)
 
 
 def _side(f, args, x, values, x_new, chunk):
