@@ -14,7 +14,8 @@ derivatives are the estimator's. Three kinds of term build every estimator in re
   pull-back a second time raises :class:`DerivativeOrderError` at trace time, naming the
   estimators that support higher orders — never a silent zero.
 
-``with_value(t, v)`` has the value of v and the derivatives of t, at every order.
+``with_value(t, v)`` has the value of v and the derivatives of t, at every order; pathwise
+estimators guard against gradients that are structurally zero (``require_path_derivative``).
 """
 
 from __future__ import annotations
@@ -156,11 +157,6 @@ def with_value(t, v):
     return (t - _sg(t)).astype(jnp.result_type(v)) + _sg(v)
 
 
-def zero(t):
-    """t − ⊥t: value 0, the derivatives of t at every order."""
-    return t - _sg(t)
-
-
 # ------------------------------------------------ structurally zero gradients
 
 
@@ -173,15 +169,14 @@ def _nonzero_probe(message, values, params):
     return values
 
 
-@_nonzero_probe.defjvp
 def _nonzero_probe_jvp(message, primals, tangents):
     values, params = primals
     d_values, d_params = tangents
-    if type(d_values) is jax.custom_derivatives.SymbolicZero and any(
-        type(t) is not jax.custom_derivatives.SymbolicZero for t in jax.tree_util.tree_leaves(d_params)
-    ):
-        raise ZeroGradientError(message)
-    d_values = jax.custom_derivatives.zero_from_primal(values) if type(d_values) is jax.custom_derivatives.SymbolicZero else d_values
+    symbolic = jax.custom_derivatives.SymbolicZero
+    if isinstance(d_values, symbolic):
+        if any(not isinstance(t, symbolic) for t in jax.tree_util.tree_leaves(d_params)):
+            raise ZeroGradientError(message)  # params move, the values cannot: structurally zero
+        d_values = jax.custom_derivatives.zero_from_primal(values)
     return _nonzero_probe(message, values, params), d_values
 
 
