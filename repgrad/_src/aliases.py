@@ -10,6 +10,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import jax
+
 from .core import transforms
 from .estimators.arm import arm
 from .estimators.disarm import disarm
@@ -22,12 +24,17 @@ from .estimators.rebar import rebar
 from .estimators.relax import relax
 from .estimators.score import score
 from .estimators.vimco import vimco
+from .variance_reduction.baselines import Baseline, OptimalBaseline
+from .variance_reduction.control_variates import ControlVariate
 
 Fn = Callable[..., Any]
+Sharding = jax.sharding.Sharding | None
+CV = ControlVariate | str | None
+BaselineLike = Baseline | OptimalBaseline | str | None
 vg, gr = transforms.value_and_grad, transforms.grad
 
 
-def pathwise_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, control_variate=None, sample_sharding=None) -> Fn:
+def pathwise_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
     """Value and pathwise (reparameterization) gradient of E_{p_θ}[f]: ``rg.value_and_grad(f, dist, rg.pathwise(control_variate=...))``.
 
     Example:
@@ -41,7 +48,7 @@ def pathwise_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: b
     return vg(f, dist, pathwise(control_variate=control_variate), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def pathwise_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, control_variate=None, sample_sharding=None) -> Fn:
+def pathwise_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
     """Pathwise (reparameterization) gradient of E_{p_θ}[f]: ``rg.grad(f, dist, rg.pathwise(control_variate=...))``.
 
     Example:
@@ -54,7 +61,7 @@ def pathwise_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = Fals
     return gr(f, dist, pathwise(control_variate=control_variate), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def score_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, baseline=None, control_variate=None, sample_sharding=None) -> Fn:
+def score_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, baseline: BaselineLike = None, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
     """Value and score-function (REINFORCE) gradient of E_{p_θ}[f]: ``rg.value_and_grad(f, dist, rg.score(baseline=..., control_variate=...))``.
 
     Example:
@@ -70,7 +77,7 @@ def score_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool
     return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def score_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, baseline=None, control_variate=None, sample_sharding=None) -> Fn:
+def score_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, baseline: BaselineLike = None, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
     """Score-function (REINFORCE) gradient of E_{p_θ}[f]: ``rg.grad(f, dist, rg.score(baseline=..., control_variate=...))``.
 
     Example:
@@ -85,7 +92,7 @@ def score_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, 
     return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def measure_valued_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, chunk_size: int | None = None, control_variate=None, sample_sharding=None) -> Fn:
+def measure_valued_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, chunk_size: int | None = None, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
     """Value and measure-valued gradient of E_{p_θ}[f]: ``rg.value_and_grad(f, dist, rg.measure_valued(...))``.
 
     Example:
@@ -100,7 +107,7 @@ def measure_valued_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_
     return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def measure_valued_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, chunk_size: int | None = None, control_variate=None, sample_sharding=None) -> Fn:
+def measure_valued_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, chunk_size: int | None = None, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
     """Measure-valued gradient of E_{p_θ}[f]: ``rg.grad(f, dist, rg.measure_valued(...))``.
 
     Example:
@@ -115,7 +122,7 @@ def measure_valued_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool 
     return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def arm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding=None) -> Fn:
+def arm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """Value and ARM gradient of E_{b∼Bern(σ(φ))}[f(b)] (unbiased): ``rg.value_and_grad(f, dist, rg.arm())``.
 
     Example:
@@ -129,7 +136,7 @@ def arm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool =
     return vg(f, dist, arm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def arm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding=None) -> Fn:
+def arm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """ARM gradient of E_{b∼Bern(σ(φ))}[f(b)] (unbiased): ``rg.grad(f, dist, rg.arm())``.
 
     Example:
@@ -143,7 +150,7 @@ def arm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sa
     return gr(f, dist, arm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def disarm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding=None) -> Fn:
+def disarm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """Value and DisARM gradient of E_{b∼Bern(σ(φ))}[f(b)] (unbiased): ``rg.value_and_grad(f, dist, rg.disarm())``.
 
     Example:
@@ -157,7 +164,7 @@ def disarm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: boo
     return vg(f, dist, disarm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def disarm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding=None) -> Fn:
+def disarm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """DisARM gradient of E_{b∼Bern(σ(φ))}[f(b)] (unbiased): ``rg.grad(f, dist, rg.disarm())``.
 
     Example:
@@ -171,7 +178,7 @@ def disarm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False,
     return gr(f, dist, disarm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def disarm_multisample_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding=None) -> Fn:
+def disarm_multisample_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """Value and multi-sample DisARM gradient (unbiased) of E[log (1/K) Σ_k w(b_k)]: ``rg.value_and_grad(log_weight, dist, rg.disarm_multisample())``.
 
     Example:
@@ -185,7 +192,7 @@ def disarm_multisample_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: 
     return vg(log_weight, dist, disarm_multisample(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def disarm_multisample_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding=None) -> Fn:
+def disarm_multisample_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """Multi-sample DisARM gradient (unbiased) of E[log (1/K) Σ_k w(b_k)]: ``rg.grad(log_weight, dist, rg.disarm_multisample())``.
 
     Example:
@@ -199,7 +206,7 @@ def disarm_multisample_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, h
     return gr(log_weight, dist, disarm_multisample(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def vimco_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding=None) -> Fn:
+def vimco_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """Value and VIMCO gradient (unbiased) of E[log (1/K) Σ_k w(b_k)]: ``rg.value_and_grad(log_weight, dist, rg.vimco())``.
 
     Example:
@@ -213,7 +220,7 @@ def vimco_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_
     return vg(log_weight, dist, vimco(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def vimco_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding=None) -> Fn:
+def vimco_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """VIMCO gradient (unbiased) of E[log (1/K) Σ_k w(b_k)]: ``rg.grad(log_weight, dist, rg.vimco())``.
 
     Example:
@@ -227,7 +234,7 @@ def vimco_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool 
     return gr(log_weight, dist, vimco(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def rebar_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, eta: float = 1.0, temperature: float = 0.5, sample_sharding=None) -> Fn:
+def rebar_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, eta: float = 1.0, temperature: float = 0.5, sample_sharding: Sharding = None) -> Fn:
     """Value and REBAR gradient (unbiased): ``rg.value_and_grad(f, dist, rg.rebar(eta=..., temperature=...))``; calls take ``control_params=`` and return ``((value, grads), control_grads)``.
 
     Example:
@@ -242,7 +249,7 @@ def rebar_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool
     return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def rebar_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, eta: float = 1.0, temperature: float = 0.5, sample_sharding=None) -> Fn:
+def rebar_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, eta: float = 1.0, temperature: float = 0.5, sample_sharding: Sharding = None) -> Fn:
     """REBAR gradient (unbiased): ``rg.grad(f, dist, rg.rebar(eta=..., temperature=...))``; calls take ``control_params=`` and return ``(grads, control_grads)``.
 
     Example:
@@ -270,7 +277,7 @@ def _relax_control(args, control):
     return control
 
 
-def relax_value_and_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: int = 1, has_aux: bool = False, sample_sharding=None) -> Fn:
+def relax_value_and_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """Value and RELAX gradient (unbiased): ``rg.value_and_grad(f, dist, rg.relax(control))``; calls take ``control_params=psi`` and return ``((value, grads), control_grads)``. ``control`` is keyword-only (positional is deprecated).
 
     Example:
@@ -287,7 +294,7 @@ def relax_value_and_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_
     return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def relax_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: int = 1, has_aux: bool = False, sample_sharding=None) -> Fn:
+def relax_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """RELAX gradient (unbiased): ``rg.grad(f, dist, rg.relax(control))``; calls take ``control_params=psi`` and return ``(grads, control_grads)``. ``control`` is keyword-only (positional is deprecated).
 
     Example:
@@ -303,7 +310,7 @@ def relax_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: i
     return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def gumbel_softmax_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temperature=1.0, straight_through: bool = False, has_aux: bool = False, sample_sharding=None) -> Fn:
+def gumbel_softmax_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temperature: float | jax.Array = 1.0, straight_through: bool = False, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """Value and Gumbel-softmax / Concrete gradient (biased): ``rg.value_and_grad(f, dist, rg.gumbel_softmax(temperature=..., straight_through=...))``.
 
     Example:
@@ -318,7 +325,7 @@ def gumbel_softmax_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temp
     return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
 
 
-def gumbel_softmax_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temperature=1.0, straight_through: bool = False, has_aux: bool = False, sample_sharding=None) -> Fn:
+def gumbel_softmax_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temperature: float | jax.Array = 1.0, straight_through: bool = False, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
     """Gumbel-softmax / Concrete gradient (biased): ``rg.grad(f, dist, rg.gumbel_softmax(temperature=..., straight_through=...))``.
 
     Example:
