@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core import checks, kernels, protocol, sharding
-from .kl import closed_form_kl
+from ..distributions.kl import closed_form_kl
 
 _sg = jax.lax.stop_gradient
 
@@ -23,25 +23,35 @@ def check_choice(value, allowed, what):
     return value
 
 
-def log_weights(log_joint, dist, params, key, args, num, *, pathwise, has_aux, sample_sharding):
-    """Reparameterized z and the log-weights every bound estimator needs, each (num,).
-
-    Returns ``(lw_full, lw_theta, lw_stl, aux, q, z)``; with ``pathwise`` only ``lw_full``
-    (everything differentiable) is set, else ``lw_theta`` (differentiable only in
-    log_joint's args) and ``lw_stl`` (differentiable in φ only through z).
-    """
+def reparameterized(dist, params, key, num, sample_sharding):
+    """q = dist(params) and ``num`` reparameterized latents z (sharded)."""
     q = protocol.resolve_dist(dist, params)
-    z = sharding.shard_samples(protocol.draw_reparameterized(q, key, num, "elbo/iwae_bound"), sample_sharding)
-    values_at = lambda zs, a: _eval(log_joint, zs, a, has_aux, num)
-    q_stop = None if pathwise else protocol.resolve_dist(dist, jax.tree_util.tree_map(_sg, params))
+    z = protocol.draw_reparameterized(q, key, num, "elbo/iwae_bound")
+    return q, sharding.shard_samples(z, sample_sharding)
+
+
+def pathwise_terms(log_joint, dist, params, key, args, num, *, has_aux, sample_sharding):
+    """(log p(x, z_n), log q(z_n), aux), everything differentiable: the plain pathwise bound."""
+    q, z = reparameterized(dist, params, key, num, sample_sharding)
     lq = protocol.joint_log_prob(q, z, num)
-    if pathwise:
-        lj, aux = values_at(z, args)
-        return lj - lq.astype(lj.dtype), None, None, aux, q, z
-    lj_stl, _ = values_at(z, _sg(args))
+    lj, aux = _eval(log_joint, z, args, has_aux, num)
+    return lj, lq.astype(lj.dtype), aux
+
+
+def stl_terms(log_joint, dist, params, key, args, num, *, has_aux, sample_sharding):
+    """(lw_θ, lw_stl, aux) for sticking the landing and DReG, each (num,).
+
+    lw_θ = log p(x, ⊥z) − ⊥log q(z) is differentiable only in log_joint's args (the value and
+    the model gradient); lw_stl = log p(x, z; ⊥args) − log q_⊥φ(z) is differentiable in φ only
+    through z.
+    """
+    q, z = reparameterized(dist, params, key, num, sample_sharding)
+    q_stop = protocol.resolve_dist(dist, jax.tree_util.tree_map(_sg, params))
+    lq = protocol.joint_log_prob(q, z, num)
+    lj_stl, _ = _eval(log_joint, z, _sg(args), has_aux, num)
     lw_stl = lj_stl - protocol.joint_log_prob(q_stop, z, num).astype(lj_stl.dtype)
-    lj_theta, aux = values_at(_sg(z), args)
-    return None, lj_theta - _sg(lq).astype(lj_theta.dtype), lw_stl, aux, q, z
+    lj_theta, aux = _eval(log_joint, _sg(z), args, has_aux, num)
+    return lj_theta - _sg(lq).astype(lj_theta.dtype), lw_stl, aux
 
 
 def _eval(log_joint, z, args, has_aux, num):
@@ -135,24 +145,20 @@ def elbo(
 
     def loss(params, key, *args):
         checks.check_key(key)
-        q = protocol.resolve_dist(dist, params)
+        q = protocol.resolve_dist(dist, params)  # for the KL; the draws resolve it again
         p = (prior(*args) if callable(prior) and not hasattr(prior, "log_prob") else prior) if kl else None
         exact_kl = closed_form_kl(q, p) if kl == "analytic" else None
         joint = log_joint
         if kl is not None and exact_kl is None:  # Monte Carlo KL: log p(x | z) + log p(z) is the joint
             joint = _with_prior(log_joint, p, has_aux)
-        pathwise = estimator == "pathwise"
-        lw_full, lw_theta, lw_stl, aux, q, z = log_weights(
-            joint, dist, params, key, args, num_samples, pathwise=pathwise, has_aux=has_aux,
-            sample_sharding=sample_sharding,
-        )
-        if exact_kl is not None:  # lw_full = log p(x|z) − log q(z): add E_q[log q] back, subtract the KL
-            lq = protocol.joint_log_prob(q, z, num_samples).astype(lw_full.dtype)
-            value = jnp.mean(lw_full + lq) - exact_kl.astype(lw_full.dtype)
-        elif pathwise:
-            value = jnp.mean(lw_full)
+        options = dict(has_aux=has_aux, sample_sharding=sample_sharding)
+        if estimator == "pathwise":
+            lj, lq, aux = pathwise_terms(joint, dist, params, key, args, num_samples, **options)
+            # With an exact KL, log q leaves the Monte Carlo part: E_q[log p(x|z)] − KL(q‖p).
+            value = jnp.mean(lj) - exact_kl.astype(lj.dtype) if exact_kl is not None else jnp.mean(lj - lq)
         else:
             # STL: φ only through z (q's parameters stopped); θ as usual. Value = mean(lw).
+            lw_theta, lw_stl, aux = stl_terms(joint, dist, params, key, args, num_samples, **options)
             n = jnp.full(lw_stl.shape, 1.0 / num_samples, lw_stl.dtype)
             term = kernels.pullback([(lw_stl, n)], "elbo(estimator='stl')", lw_theta.dtype, watch=(lw_theta,))
             value = jnp.mean(lw_theta) + term

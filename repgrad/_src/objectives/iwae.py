@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from ..core import checks, kernels, sharding
-from .elbo import check_choice, log_weights
+from .elbo import check_choice, pathwise_terms, stl_terms
 
 _sg = jax.lax.stop_gradient
 
@@ -95,18 +95,16 @@ def iwae_bound(
 
     def loss(params, key, *args):
         checks.check_key(key)
-        pathwise = estimator == "pathwise"
-        lw_full, lw_theta, lw_stl, aux, _, _ = log_weights(
-            log_joint, dist, params, key, args, num_bounds * k, pathwise=pathwise, has_aux=has_aux,
-            sample_sharding=sample_sharding,
-        )
+        options = dict(has_aux=has_aux, sample_sharding=sample_sharding)
         shape = (num_bounds, k)
-        log_k = jnp.log(jnp.asarray(k, (lw_full if pathwise else lw_theta).dtype))
-        if pathwise:
-            value = jnp.mean(logsumexp(lw_full.reshape(shape), axis=1) - log_k)
+        if estimator == "pathwise":
+            lj, lq, aux = pathwise_terms(log_joint, dist, params, key, args, num_bounds * k, **options)
+            lw = (lj - lq).reshape(shape)
+            value = jnp.mean(logsumexp(lw, axis=1) - jnp.log(jnp.asarray(k, lw.dtype)))
         else:
+            lw_theta, lw_stl, aux = stl_terms(log_joint, dist, params, key, args, num_bounds * k, **options)
             lw_theta = lw_theta.reshape(shape)
-            bound = jnp.mean(logsumexp(lw_theta, axis=1) - log_k)  # value; model gradient
+            bound = jnp.mean(logsumexp(lw_theta, axis=1) - jnp.log(jnp.asarray(k, lw_theta.dtype)))  # value; model gradient
             w_norm = _sg(jax.nn.softmax(lw_theta, axis=1))
             coeff = (w_norm * w_norm if estimator == "dreg" else w_norm) / num_bounds
             name = f"iwae_bound(estimator={estimator!r})"
