@@ -30,7 +30,7 @@ def check_key(key) -> None:
     """Raises a ``TypeError`` (at trace time) unless ``key`` is a JAX PRNG key."""
     ok = False
     dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
         ok = shape == ()
     elif dtype == jnp.uint32 and shape in ((2,), (4,)):
         ok = True  # legacy raw keys from jax.random.PRNGKey

@@ -186,7 +186,7 @@ _nonzero_probe.defjvp(_nonzero_probe_jvp, symbolic_zeros=True)
 def dist_params(d, params):
     """What the samples are differentiated through: ``d``'s array leaves when it is a pytree
     of them (repgrad, numpyro, distrax), else the user's ``params``."""
-    leaves = [a for a in jax.tree_util.tree_leaves(d) if isinstance(a, (jax.Array, jax.core.Tracer))]
+    leaves = [a for a in jax.tree_util.tree_leaves(d) if isinstance(a, jax.Array)]  # tracers included
     return leaves or params
 
 

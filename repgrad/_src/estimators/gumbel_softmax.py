@@ -38,7 +38,7 @@ def relaxed_sample(d, key, num_samples: int, temperature, straight_through: bool
     return soft
 
 
-def gumbel_softmax(*, temperature=1.0, straight_through: bool = False) -> Estimator:
+def gumbel_softmax(*, temperature: float | jax.Array = 1.0, straight_through: bool = False) -> Estimator:
     r"""The Gumbel-softmax / Concrete (relaxed pathwise) estimator.
 
     **Biased.** f is evaluated at a continuous relaxation of the discrete sample and
@@ -95,7 +95,7 @@ def gumbel_softmax(*, temperature=1.0, straight_through: bool = False) -> Estima
     return Estimator(name, surrogate, max_order=max_order, family="discrete")
 
 
-def straight_through(*, temperature=1.0) -> Estimator:
+def straight_through(*, temperature: float | jax.Array = 1.0) -> Estimator:
     r"""Straight-through Gumbel-softmax: ``gumbel_softmax(temperature=..., straight_through=True)``.
 
     y = hard + soft − ⊥soft: the forward pass sees the hard (one-hot / 0-1) sample, the

@@ -131,7 +131,7 @@ def _side(f, args, x, values, x_new, chunk):
         if x_new is same:  # coupling that reuses the sample itself: f(x) for every coordinate
             return jnp.broadcast_to(values.reshape(values.shape + (1,) * (x.ndim - 1)), x.shape)
         x_new = x_new(x)
-    x_new = _sg(x_new).astype(x.dtype)
+    x_new = _sg(jnp.asarray(x_new)).astype(x.dtype)
     if x_new.ndim == x.ndim + 1:
         sides = [_replace_each(f, args, x, x_new[..., k], chunk) for k in range(x_new.shape[-1])]
         return jnp.stack(sides, axis=-1)

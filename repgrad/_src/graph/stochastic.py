@@ -3,6 +3,7 @@ its own estimator, collected from ``rg.sample`` calls made while the function ru
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -136,7 +137,7 @@ def _run(fn, params, key, args):
     for c in graph.costs:
         if c.after == 0:
             continue
-        upstream = sum(_upstream(n, c.value.shape) for n in graph.nodes[: c.after])
+        upstream = functools.reduce(jnp.add, [_upstream(n, c.value.shape) for n in graph.nodes[: c.after]])
         weight = c.value.astype(upstream.dtype)
         surrogate = surrogate + jnp.sum(weight * (magic_box(upstream) - 1.0)).astype(dtype)
     downstream = [
