@@ -2,9 +2,11 @@
 
 The estimator evaluates f at N·D points per side (each sample with one coordinate replaced).
 Evaluated all at once that is O(N·D²) memory — D = 100, N = 1e5 took 19.9 GB in 0.1.0. With
-``chunk_size`` (default 2¹⁶) the evaluations are grouped over samples and coordinates, so
-memory is O(chunk_size · D). This script reads XLA's compiled memory analysis (temporaries)
-for each cell, and times the cells small enough to run here.
+``chunk_size`` (default 2²⁰/D evaluations, at least 64) the evaluations are grouped over
+coordinates and samples, so the replaced points cost O(chunk_size · D) on top of the O(N · D)
+samples. This script reads XLA's compiled memory analysis (temporaries) for each cell —
+including an unchunked row (chunk_size = N·D, 0.1.0's layout) for comparison, compiled but not
+run — and times the cells small enough to run here.
 
 Problem: f(x) = Σ_d cos(x_d) + x_d²/2, x ~ N(loc, diag(scale²)).
 
@@ -60,13 +62,20 @@ def main(argv=None):
     if args.small:
         grid = [(64, 4, None, True), (64, 4, 16, True)]
     else:
-        grid = [(n, d, c, n * d <= 10**6) for n in (1000, 10000, 100000) for d in (10, 100) for c in (None, 4096)]
+        grid = [
+            (n, d, c, c != "all" and n * d <= (10**7 if c is None else 10**6))
+            for n in (1000, 10000, 100000)
+            for d in (10, 100)
+            for c in (None, 4096, "all")
+        ]
     rows = []
     for n, d, chunk, run in grid:
-        temp, compile_s, seconds = cell(n, d, chunk, run)
+        size = n * d if chunk == "all" else chunk
+        temp, compile_s, seconds = cell(n, d, size, run)
         evals = 4 * n * d + n
         floor = n * d * 4
-        rows.append((n, d, chunk or "default (65536)", evals, temp / 2**20, temp / max(floor, 1), compile_s, seconds))
+        label = {None: f"default ({max(64, 2**20 // d)})", "all": f"unchunked ({n * d})"}.get(chunk, chunk)
+        rows.append((n, d, label, evals, temp / 2**20, temp / max(floor, 1), compile_s, seconds))
     header = (
         "| N | D | chunk_size | f evaluations | temporaries MiB | temporaries / (N·D·4 B) | compile s | run s |\n"
         "|---|---|---|---|---|---|---|---|\n"

@@ -110,7 +110,7 @@ _DISTS = ("normal", "laplace", "logistic")
 
 
 def _dist_fn(name):
-    from ._distributions import Laplace, Logistic, Normal
+    from ._src.distributions import Laplace, Logistic, Normal
 
     family = {"normal": Normal, "laplace": Laplace, "logistic": Logistic}[name]
     return lambda p: family(p["loc"], p["scale"])

@@ -121,6 +121,13 @@ FAMILIES = {
     ),
 }
 DISCRETE = ("Bernoulli", "Categorical", "Poisson")
+# Support moves with the parameters: score-function estimators refuse it (any library's).
+MOVING_SUPPORT = ("Uniform",)
+
+
+def _estimated(family, estimator):
+    """Whether ``estimator`` applies to ``family`` (pathwise: continuous; score: fixed support)."""
+    return family not in (DISCRETE if estimator == "pathwise" else MOVING_SUPPORT)
 
 
 def _distrax(name):
@@ -199,6 +206,11 @@ DIFFERENT_SAMPLER = {
     ("tfp", "Laplace"), ("tfp", "Exponential"), ("tfp", "Gamma"), ("tfp", "Beta"), ("tfp", "Dirichlet"),
     ("tfp", "Categorical"), ("tfp", "Poisson"), ("numpyro", "Beta"),
 }
+# Same draws, but for the score function the peer evaluates log(1 − x) at the float32 draw, whose
+# relative error near x = 1 is eps/(1 − x), while repgrad's Beta takes it exactly from its
+# log-gammas: per-key gradients differ by up to 0.3%, so after the draws, the means are compared
+# within 5 SE on independent keys.
+ROUNDED_LOG_DENSITY = {("distrax", "Beta")}
 
 
 def _repgrad_family(peer_family):
@@ -242,7 +254,7 @@ def _estimates(estimator, dists):
 
 @functools.cache
 def _repgrad_estimates(estimator):
-    families = [fam for fam in FAMILIES if not (estimator == "pathwise" and fam in DISCRETE)]
+    families = [fam for fam in FAMILIES if _estimated(fam, estimator)]
     run = _estimates(estimator, {fam: (FAMILIES[fam][0], fam) for fam in families})
     return functools.cache(run)
 
@@ -258,7 +270,7 @@ def _comparable(family, grads):
     return grads
 
 
-def _compare(library, peer_family, peer, repgrad_results):
+def _compare(library, peer_family, peer, repgrad_results, estimator):
     """Checks one peer family against repgrad's, by draws if they match, else within 5 SE."""
     family = _repgrad_family(peer_family)
     draws_p, grads_p = peer
@@ -271,6 +283,10 @@ def _compare(library, peer_family, peer, repgrad_results):
             err_msg="the draws differ from repgrad's for the same key (if the peer changed its sampler, "
             "move it to DIFFERENT_SAMPLER)",
         )
+        if estimator == "score" and (library, peer_family) in ROUNDED_LOG_DENSITY:
+            _, grads_r = repgrad_results(13)[family]
+            assert_agree(gp, _comparable(family, grads_r), name="peer vs repgrad")
+            return
         # The same draws, each library's own log-density and sample derivatives: equal up to
         # float32 rounding (XLA fuses each program differently, so the last bits may differ).
         gr = _comparable(family, grads_r)
@@ -287,7 +303,7 @@ def _compare(library, peer_family, peer, repgrad_results):
 @pytest.mark.parametrize("estimator", ["pathwise", "score"])
 @pytest.mark.parametrize("library", list(PEERS))
 def test_peer_gradients_match_repgrad_families(library, estimator):
-    families = [fam for fam in SHARED[library] if not (estimator == "pathwise" and fam in DISCRETE)]
+    families = [fam for fam in SHARED[library] if _estimated(fam, estimator)]
     dists = {fam: (PEERS[library](fam), _repgrad_family(fam)) for fam in families}
     with peer_promotion():
         peer = _estimates(estimator, dists)(11)
@@ -295,7 +311,7 @@ def test_peer_gradients_match_repgrad_families(library, estimator):
     failures = []
     for fam in families:
         try:
-            _compare(library, fam, peer[fam], repgrad_results)
+            _compare(library, fam, peer[fam], repgrad_results, estimator)
         except AssertionError as e:
             failures.append(f"{library} {fam}, {estimator}: {e}")
     assert not failures, "\n\n".join(failures)
@@ -309,6 +325,15 @@ def test_peer_discrete_pathwise_names_score_grad(library):
         _, params, f = FAMILIES[peer_family]
         with peer_promotion(), pytest.raises(TypeError, match="score_grad"):
             rg.pathwise_grad(f, PEERS[library](peer_family), num_samples=N)(params, jax.random.key(0))
+
+
+@pytest.mark.parametrize("library", list(PEERS))
+def test_peer_uniform_score_names_pathwise_grad(library):
+    """A Uniform's support moves with low/high, so its score-function gradient would be biased:
+    refused for every library's Uniform, as for repgrad's, naming pathwise_grad."""
+    _, params, f = FAMILIES["Uniform"]
+    with peer_promotion(), pytest.raises(TypeError, match="pathwise_grad"):
+        rg.score_grad(f, PEERS[library]("Uniform"), num_samples=N)(params, jax.random.key(0))
 
 
 @pytest.mark.parametrize("library", list(PEERS))

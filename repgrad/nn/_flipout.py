@@ -7,7 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from . import _validation as _checks
+from . import _ops, _validation
 from ._init import Conv2DParams, DenseParams
 from ._reparameterization import per_example_keys, standard_normal_like
 
@@ -129,7 +129,7 @@ def draw_signs(key, batch: int, in_channels: int, out_channels: int, dtype):
 
 def _dense_single(weights, x):
     kernel, bias = weights
-    return _checks.dense(kernel, bias, x)
+    return _ops.dense(kernel, bias, x)
 
 
 _dense_flipout = flipout(_dense_single, example_ndim=1)
@@ -166,8 +166,8 @@ def dense_flipout(params: DenseParams, x, key):
     References:
       Wen et al., ICLR 2018 (arXiv 1803.04386).
     """
-    _checks.check_params(params, DenseParams, "dense_flipout")
-    x, unbatched = _checks.prepare_input(x, params, 1, "dense_flipout")
+    _validation.check_params(params, DenseParams, "dense_flipout")
+    x, unbatched = _validation.prepare_input(x, params, 1, "dense_flipout")
     y = _dense_flipout(
         (params.kernel_loc, params.bias_loc), (params.kernel_scale, params.bias_scale), x, key
     )
@@ -200,13 +200,13 @@ def conv2d_flipout(params: Conv2DParams, x, key, *, strides=1, padding="SAME", d
     References:
       Wen et al., ICLR 2018 (arXiv 1803.04386).
     """
-    _checks.check_params(params, Conv2DParams, "conv2d_flipout")
-    x, unbatched = _checks.prepare_input(x, params, 3, "conv2d_flipout")
-    opts = _checks.conv_options(strides, padding, dilation)
+    _validation.check_params(params, Conv2DParams, "conv2d_flipout")
+    x, unbatched = _validation.prepare_input(x, params, 3, "conv2d_flipout")
+    opts = _validation.conv_options(strides, padding, dilation)
 
     def conv_single(weights, x_n):
         kernel, bias = weights
-        return _checks.conv2d(kernel, bias, x_n[None], *opts)[0]
+        return _ops.conv2d(kernel, bias, x_n[None], *opts)[0]
 
     layer = flipout(conv_single, example_ndim=3)
     y = layer((params.kernel_loc, params.bias_loc), (params.kernel_scale, params.bias_scale), x, key)

@@ -6,7 +6,7 @@ Imports neither framework: ``repgrad.nn.flax`` and ``repgrad.nn.equinox`` do, wh
 
 from __future__ import annotations
 
-from . import _validation as _checks
+from . import _ops, _validation
 from ._flipout import conv2d_flipout, dense_flipout
 from ._init import Conv2DParams, DenseParams, init_conv2d, init_dense
 from ._kl import kl_divergence
@@ -42,15 +42,15 @@ def forward(posterior: DenseParams | Conv2DParams, sampling: str, x, key, conv=N
 def posterior_mean(posterior: DenseParams | Conv2DParams, x, layer: str, conv=None):
     """The layer at its posterior-mean weights (no noise): ``x W̄ + b̄`` or ``x ⋆ K̄ + b̄``."""
     if isinstance(posterior, DenseParams):
-        _checks.check_params(posterior, DenseParams, layer)
-        x, unbatched = _checks.prepare_input(x, posterior, 1, layer)
-        y = _checks.dense(posterior.kernel_loc, posterior.bias_loc, x)
+        _validation.check_params(posterior, DenseParams, layer)
+        x, unbatched = _validation.prepare_input(x, posterior, 1, layer)
+        y = _ops.dense(posterior.kernel_loc, posterior.bias_loc, x)
     else:
-        _checks.check_params(posterior, Conv2DParams, layer)
-        x, unbatched = _checks.prepare_input(x, posterior, 3, layer)
+        _validation.check_params(posterior, Conv2DParams, layer)
+        x, unbatched = _validation.prepare_input(x, posterior, 3, layer)
         strides, padding, dilation = conv if conv is not None else (1, "SAME", 1)
-        opts = _checks.conv_options(strides, padding, dilation)
-        y = _checks.conv2d(posterior.kernel_loc, posterior.bias_loc, x, *opts)
+        opts = _validation.conv_options(strides, padding, dilation)
+        y = _ops.conv2d(posterior.kernel_loc, posterior.bias_loc, x, *opts)
     return y[0] if unbatched else y
 
 

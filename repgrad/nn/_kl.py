@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .. import _distributions as _d
+from .._src import distributions as _d
 from ._init import LAYER_PARAMS
 
 __all__ = ["kl_normal", "kl_divergence"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import _validation as _checks
+from . import _ops, _validation
 from ._init import Conv2DParams, DenseParams
 from ._reparameterization import per_example_keys
 
@@ -55,10 +55,10 @@ def dense_local_reparameterization(params: DenseParams, x, key):
       Kingma, Salimans & Welling, "Variational Dropout and the Local Reparameterization
       Trick", NeurIPS 2015 (arXiv 1506.02557).
     """
-    _checks.check_params(params, DenseParams, "dense_local_reparameterization")
-    x, unbatched = _checks.prepare_input(x, params, 1, "dense_local_reparameterization")
-    mean = _checks.dense(params.kernel_loc, params.bias_loc, x)
-    var = _checks.dense(jnp.square(params.kernel_scale), jnp.square(params.bias_scale), jnp.square(x))
+    _validation.check_params(params, DenseParams, "dense_local_reparameterization")
+    x, unbatched = _validation.prepare_input(x, params, 1, "dense_local_reparameterization")
+    mean = _ops.dense(params.kernel_loc, params.bias_loc, x)
+    var = _ops.dense(jnp.square(params.kernel_scale), jnp.square(params.bias_scale), jnp.square(x))
     y = _sample_preactivations(mean, var, key)
     return y[0] if unbatched else y
 
@@ -89,10 +89,10 @@ def conv2d_local_reparameterization(params: Conv2DParams, x, key, *, strides=1, 
     References:
       Kingma, Salimans & Welling 2015 (arXiv 1506.02557).
     """
-    _checks.check_params(params, Conv2DParams, "conv2d_local_reparameterization")
-    x, unbatched = _checks.prepare_input(x, params, 3, "conv2d_local_reparameterization")
-    opts = _checks.conv_options(strides, padding, dilation)
-    mean = _checks.conv2d(params.kernel_loc, params.bias_loc, x, *opts)
-    var = _checks.conv2d(jnp.square(params.kernel_scale), jnp.square(params.bias_scale), jnp.square(x), *opts)
+    _validation.check_params(params, Conv2DParams, "conv2d_local_reparameterization")
+    x, unbatched = _validation.prepare_input(x, params, 3, "conv2d_local_reparameterization")
+    opts = _validation.conv_options(strides, padding, dilation)
+    mean = _ops.conv2d(params.kernel_loc, params.bias_loc, x, *opts)
+    var = _ops.conv2d(jnp.square(params.kernel_scale), jnp.square(params.bias_scale), jnp.square(x), *opts)
     y = _sample_preactivations(mean, var, key)
     return y[0] if unbatched else y

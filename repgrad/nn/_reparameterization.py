@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from . import _validation as _checks
+from . import _ops, _validation
 from ._init import Conv2DParams, DenseParams
 
 __all__ = [
@@ -84,10 +84,10 @@ def dense_reparameterization(params: DenseParams, x, key):
       Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (arXiv 1312.6114);
       Blundell et al., "Weight Uncertainty in Neural Networks", ICML 2015 (arXiv 1505.05424).
     """
-    _checks.check_params(params, DenseParams, "dense_reparameterization")
-    x, unbatched = _checks.prepare_input(x, params, 1, "dense_reparameterization")
+    _validation.check_params(params, DenseParams, "dense_reparameterization")
+    x, unbatched = _validation.prepare_input(x, params, 1, "dense_reparameterization")
     kernel, bias = sample_weights(params, key)
-    y = _checks.dense(kernel, bias, x)
+    y = _ops.dense(kernel, bias, x)
     return y[0] if unbatched else y
 
 
@@ -116,9 +116,9 @@ def conv2d_reparameterization(params: Conv2DParams, x, key, *, strides=1, paddin
     References:
       Kingma & Welling 2014 (arXiv 1312.6114); Blundell et al. 2015 (arXiv 1505.05424).
     """
-    _checks.check_params(params, Conv2DParams, "conv2d_reparameterization")
-    x, unbatched = _checks.prepare_input(x, params, 3, "conv2d_reparameterization")
-    opts = _checks.conv_options(strides, padding, dilation)
+    _validation.check_params(params, Conv2DParams, "conv2d_reparameterization")
+    x, unbatched = _validation.prepare_input(x, params, 3, "conv2d_reparameterization")
+    opts = _validation.conv_options(strides, padding, dilation)
     kernel, bias = sample_weights(params, key)
-    y = _checks.conv2d(kernel, bias, x, *opts)
+    y = _ops.conv2d(kernel, bias, x, *opts)
     return y[0] if unbatched else y

@@ -1,5 +1,4 @@
-"""Validation shared by the Bayesian layers (errors raised at trace time that name the fix), and the
-deterministic dense and conv maps that the validated parameters and inputs go through."""
+"""Checks shared by the Bayesian layers: errors raised at trace time that name the fix."""
 
 from __future__ import annotations
 
@@ -70,19 +69,4 @@ def conv_options(strides, padding, dilation):
     return pair(strides, "strides"), padding, pair(dilation, "dilation")
 
 
-def conv2d(kernel, bias, x, strides, padding, dilation):
-    """NHWC conv with an HWIO kernel plus bias (x batched)."""
-    y = jax.lax.conv_general_dilated(
-        x, kernel, window_strides=strides, padding=padding, rhs_dilation=dilation,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )
-    return y + jnp.broadcast_to(bias, y.shape)
-
-
-def dense(kernel, bias, x):
-    """x W + b for x of shape (..., in_features)."""
-    y = x @ kernel
-    return y + jnp.broadcast_to(bias, y.shape)
-
-
-__all__ = ["check_params", "prepare_input", "conv_options", "conv2d", "dense"]
+__all__ = ["check_params", "prepare_input", "conv_options"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ... import _distributions as _d
+from .. import distributions as _d
 
 
 def resolve_dist(dist, params):
@@ -101,6 +101,27 @@ def draw_reparameterized(d, key, num_samples: int, estimator: str = "pathwise_gr
     return x
 
 
+def support_depends_on_params(d) -> bool:
+    """Whether ``d``'s support moves with its parameters: a family that says so
+    (``support_depends_on_params``, True for repgrad's Uniform) or a peer library's Uniform."""
+    flag = getattr(d, "support_depends_on_params", None)
+    if flag is not None:
+        return bool(flag)
+    return type(d).__name__ == "Uniform" and hasattr(d, "low") and hasattr(d, "high")
+
+
+def check_fixed_support(d) -> None:
+    """Score-function estimators need a support that does not move with the parameters."""
+    if support_depends_on_params(d):
+        raise TypeError(
+            f"score-function estimators cannot differentiate {type(d).__name__}: its support moves "
+            "with its parameters, so the score-function gradient misses the boundary terms of "
+            "∂/∂θ ∫ p_θ(x) f(x) dx and would be silently biased. Use repgrad.pathwise_grad (or "
+            "estimator='pathwise', rg.sample(..., estimator='pathwise')), which differentiates the "
+            "samples themselves."
+        )
+
+
 def draw_scored(d, key, num_samples: int, shard=lambda x: x, *, joint: bool = True):
     """Stop-gradient samples and their log-densities, differentiable in ``d``'s parameters, for
     score-function estimators: (num_samples,) joint log-densities, or ``joint=False`` the
@@ -111,6 +132,7 @@ def draw_scored(d, key, num_samples: int, shard=lambda x: x, *, joint: bool = Tr
     log-density from the exact log-coordinates of the draw (``_sample_and_log_prob``), so the
     score stays finite and unbiased; any other distribution evaluates ``log_prob`` at the draw.
     """
+    check_fixed_support(d)  # every score-function path draws here: biased for a moving support
     own = getattr(d, "_sample_and_log_prob", None) if isinstance(d, _d.Distribution) else None
     if own is not None:
         x, lp = own(key, (num_samples,))

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from ... import _distributions as _d
+from .. import distributions as _d
 
 
 class Problem(NamedTuple):

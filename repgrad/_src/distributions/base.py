@@ -1,4 +1,4 @@
-"""Built-in distribution families.
+"""The base of the built-in families, and the helpers they share.
 
 Each family is an immutable pytree whose leaves are its (broadcast) parameters, so a
 distribution can cross ``jit``/``vmap`` boundaries and estimators can pull gradients
@@ -19,27 +19,14 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from jax.scipy import special
 
-__all__ = [
-    "Distribution",
-    "Normal",
-    "MultivariateNormalDiag",
-    "MultivariateNormalTri",
-    "LogNormal",
-    "Laplace",
-    "Logistic",
-    "Uniform",
-    "Exponential",
-    "Gamma",
-    "Beta",
-    "Dirichlet",
-    "Bernoulli",
-    "Categorical",
-    "Poisson",
-]
+from . import validation
+from .validation import VALIDATE_ARGS
+
+__all__ = ["Distribution"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_sg = jax.lax.stop_gradient
 
 
 def _float_dtype(*xs):
@@ -52,6 +39,22 @@ def _float_dtype(*xs):
 def _as_float(*xs):
     dtype = _float_dtype(*xs)
     return tuple(jnp.asarray(x, dtype) for x in xs)
+
+
+def _broadcast_params(family: str, **params):
+    """The parameters as floating arrays broadcast to one shape, or a ``ValueError`` naming
+    the fix when their shapes do not broadcast (checked whatever ``validate_args`` says)."""
+    arrays = _as_float(*params.values())
+    try:
+        jnp.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        shapes = ", ".join(f"{n} of shape {a.shape}" for n, a in zip(params, arrays, strict=True))
+        raise ValueError(
+            f"{family}: {shapes} do not broadcast together. Give the parameters the same shape, "
+            "or shapes that broadcast (a scalar, or size-1 axes where they differ: e.g. "
+            "scale[:, None], or jnp.full_like(loc, 1.0))."
+        ) from None
+    return jnp.broadcast_arrays(*arrays)
 
 
 def _to(shape, *xs):
@@ -80,30 +83,86 @@ def _at_rank(x, *params):
     return tuple(jnp.reshape(a, (1,) * (ndim - jnp.ndim(a)) + jnp.shape(a)) for a in (x, *params))
 
 
+def _working_dtype(dtype):
+    """The precision noise is drawn in: at least float32 (bfloat16 has 128 distinct
+    standard-normal values, the largest 2.52, which biases score-function estimates)."""
+    if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+        return jnp.dtype(jnp.float32)
+    return dtype
+
+
+def _clip(x, low, high, *, may_overflow=False):
+    """``x`` clipped into [low, high] in value, with ``x``'s own derivatives at every order.
+
+    A straight-through clip: samples that rounded onto the edge of the support (or past it)
+    move back inside, and their pathwise derivatives stay those of the draw instead of the
+    zeros of ``jnp.clip``. ``low``/``high`` broadcast against ``x``. ``may_overflow``: x may
+    be ±inf (e.g. exp of a large draw), whose derivative is dropped rather than made NaN.
+    """
+    x0 = _sg(x)
+    inside = jnp.clip(x0, _sg(low), _sg(high))  # no derivative: those are delta's
+    delta = x - x0  # value 0, derivatives of x
+    if may_overflow:
+        delta = jnp.where(jnp.isfinite(x0), delta, jnp.zeros_like(delta))
+    return inside + delta
+
+
 class Distribution:
     """Base class: a pytree over the parameters named in ``_params``.
 
     Subclasses set ``_params`` (leaf attribute names), ``reparameterized`` (whether
     ``sample`` is differentiable with respect to the parameters) and implement
-    ``_sample(key, shape)`` and ``log_prob(x)``.
+    ``_sample(key, shape)`` and ``log_prob(x)``; optionally ``_to_support(x)`` (keep draws
+    that rounded onto the edge of the support inside it) and, for draws whose log-density
+    is best computed from exact log-coordinates, ``_draw_with_log_prob(key, shape)`` with
+    ``_exact_log_prob = True``.
+
+    **Precision.** Noise is drawn in float32 when the parameters are bfloat16 or float16
+    (in their own dtype when it is float32 or wider) and the sample is cast to the
+    parameters' dtype: low-precision noise (bfloat16 has 128 distinct standard-normal
+    values) biases estimators by many standard errors.
+
+    **validate_args** (keyword of every family): invalid parameters — a non-positive scale,
+    rate or concentration, probabilities outside [0, 1], NaN or infinite values — raise
+    ``ValueError`` at construction with a message naming the fix.
+
+    - ``None`` (the default): values known at construction are checked — Python numbers,
+      NumPy and JAX arrays, also inside an un-jitted ``jax.grad`` (such as the transforms'
+      own) — at the cost of reading them on the host; traced values (under ``jax.jit``,
+      ``jax.vmap``) are not.
+    - ``True``: traced values too, as a ``jax.experimental.checkify.debug_check``, which
+      ``checkify.checkify(jax.jit(fn))`` reports (``err.throw()``) and which is silent
+      otherwise. It computes nothing, but a jitted function containing it dispatches about
+      0.15 ms slower per call (jax's fast path skips programs with effects).
+    - ``False``: no checks.
+
+    Parameter shapes that do not broadcast always raise ``ValueError``.
+
+    **Support.** ``support_depends_on_params`` is True for families whose support moves with
+    their parameters (Uniform): score-function estimators refuse them (their gradient
+    misses the boundary terms) and name ``pathwise_grad``.
     """
 
     _params: ClassVar[tuple[str, ...]] = ()
     reparameterized: ClassVar[bool] = True
     event_ndims: ClassVar[int] = 0
+    support_depends_on_params: ClassVar[bool] = False
+    _exact_log_prob: ClassVar[bool] = False
+    _validate_args: bool | None = VALIDATE_ARGS
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         jax.tree_util.register_pytree_node(cls, cls._tree_flatten, cls._tree_unflatten)
 
     def _tree_flatten(self):
-        return tuple(getattr(self, name) for name in self._params), None
+        return tuple(getattr(self, name) for name in self._params), self._validate_args
 
     @classmethod
-    def _tree_unflatten(cls, _, children):
-        obj = object.__new__(cls)
+    def _tree_unflatten(cls, validate_args, children):
+        obj = object.__new__(cls)  # no re-validation: the leaves may be tracers, zeros, ...
         for name, value in zip(cls._params, children, strict=True):
             object.__setattr__(obj, name, value)
+        object.__setattr__(obj, "_validate_args", validate_args)
         return obj
 
     def __setattr__(self, name, value):
@@ -112,6 +171,19 @@ class Distribution:
     def _set(self, **params):
         for name, value in params.items():
             object.__setattr__(self, name, value)
+
+    def _init(self, validate_args, rules, **params):
+        """Sets the parameters and checks them against ``rules`` (see ``validation``)."""
+        if validate_args not in (None, True, False):
+            raise TypeError(f"validate_args must be None, True or False, got {validate_args!r}.")
+        self._set(**params, _validate_args=None if validate_args is None else bool(validate_args))
+        validation.check(type(self).__name__, validate_args, rules, params)
+
+    @property
+    def validate_args(self) -> bool | None:
+        """How this distribution checks its parameters: ``None``, ``True`` or ``False`` (see
+        :class:`repgrad.Distribution`)."""
+        return self._validate_args
 
     @property
     def _first(self):
@@ -132,17 +204,62 @@ class Distribution:
         """numpyro's name for ``reparameterized``."""
         return self.reparameterized
 
-    def sample(self, seed, sample_shape=()):
-        """Draws ``sample_shape + batch_shape + event_shape`` samples with key ``seed``."""
+    def _shape(self, sample_shape):
         if isinstance(sample_shape, int):
             sample_shape = (sample_shape,)
-        return self._sample(seed, tuple(sample_shape) + self.batch_shape + self.event_shape)
+        return tuple(sample_shape) + self.batch_shape + self.event_shape
+
+    def _working(self):
+        """This distribution with its parameters in the working precision (at least float32)."""
+        dtype = jnp.result_type(self._first)
+        if _working_dtype(dtype) == dtype:
+            return self
+        return jax.tree_util.tree_map(lambda p: p.astype(_working_dtype(p.dtype)), self)
+
+    def _finish(self, x):
+        """A working-precision draw, in the parameters' dtype and inside the support."""
+        dtype = jnp.result_type(self._first)
+        if x.dtype == dtype or not jnp.issubdtype(x.dtype, jnp.floating):
+            return x
+        return self._to_support(x.astype(dtype))
+
+    def sample(self, seed, sample_shape=()):
+        """Draws ``sample_shape + batch_shape + event_shape`` samples with key ``seed``."""
+        work = self._working()
+        return self._finish(work._to_support(work._sample(seed, self._shape(sample_shape))))
 
     def rsample(self, seed, sample_shape=()):
         """Reparameterized sample (numpyro's name); same as ``sample`` for these families."""
         if not self.reparameterized:
             raise TypeError(f"{type(self).__name__} has no reparameterized sampler.")
         return self.sample(seed, sample_shape)
+
+    @property
+    def _sample_and_log_prob(self):
+        """``(key, sample_shape) -> (x, log_prob)`` for score-function estimators
+        (``core.protocol.draw_scored``), where it beats evaluating ``log_prob`` at the draw:
+        families with exact log-coordinates (Gamma, Beta, Dirichlet, LogNormal), and
+        low-precision parameters (the log-density of the float32 draw, in float32). ``None``
+        otherwise, so the estimators evaluate ``log_prob`` at the (sharded) draw as before.
+        """
+        if not self._exact_log_prob and self._working() is self:
+            return None
+        return self._scored_draw
+
+    def _scored_draw(self, key, sample_shape):
+        work = self._working()
+        x, log_prob = work._draw_with_log_prob(key, self._shape(sample_shape))
+        return self._finish(x), log_prob.astype(_float_dtype(self._first))
+
+    def _draw_with_log_prob(self, key, shape):
+        """A draw inside the support and its log-density, differentiable in the parameters
+        with the draw held fixed; families with exact log-coordinates override it."""
+        x = self._to_support(self._sample(key, shape))
+        return x, self.log_prob(_sg(x))
+
+    def _to_support(self, x):
+        """Moves draws that rounded onto (or past) the edge of the support back inside."""
+        return x
 
     def _sample(self, key, shape):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -153,444 +270,3 @@ class Distribution:
     def __repr__(self):
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._params)
         return f"{type(self).__name__}({fields})"
-
-
-class Normal(Distribution):
-    """Normal distribution N(loc, scale²), elementwise over the broadcast shape."""
-
-    _params = ("loc", "scale")
-
-    def __init__(self, loc, scale):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)), strict=True)))
-
-    def _sample(self, key, shape):
-        eps = jax.random.normal(key, shape, self.loc.dtype)
-        loc, scale = _to(shape, self.loc, self.scale)
-        return loc + scale * eps
-
-    def log_prob(self, x):
-        # (x − loc) / scale as hand-written code has it; see _at_rank.
-        x, loc, scale, log_norm = _at_rank(x, self.loc, self.scale, jnp.log(self.scale) + _LOG_SQRT_2PI)
-        z = (x - loc) / scale
-        return -0.5 * z * z - log_norm
-
-    def mean(self):
-        return self.loc
-
-    def variance(self):
-        return jnp.square(self.scale)
-
-
-class MultivariateNormalDiag(Distribution):
-    """Multivariate normal with diagonal covariance diag(scale_diag²); event is the last axis."""
-
-    _params = ("loc", "scale_diag")
-    event_ndims = 1
-
-    def __init__(self, loc, scale_diag):
-        loc, scale_diag = jnp.broadcast_arrays(*_as_float(loc, scale_diag))
-        if loc.ndim < 1:
-            raise ValueError("MultivariateNormalDiag needs loc/scale_diag with at least one axis.")
-        self._set(loc=loc, scale_diag=scale_diag)
-
-    def _sample(self, key, shape):
-        return Normal(self.loc, self.scale_diag)._sample(key, shape)
-
-    def log_prob(self, x):
-        return jnp.sum(Normal(self.loc, self.scale_diag).log_prob(x), axis=-1)
-
-    def mean(self):
-        return self.loc
-
-    def variance(self):
-        return jnp.square(self.scale_diag)
-
-
-class MultivariateNormalTri(Distribution):
-    """Multivariate normal N(loc, L Lᵀ) with lower-triangular ``scale_tri`` L.
-
-    Only the lower triangle of ``scale_tri`` is read; x = loc + L ε.
-    """
-
-    _params = ("loc", "scale_tri")
-    event_ndims = 1
-
-    def __init__(self, loc, scale_tri):
-        loc, scale_tri = _as_float(loc, scale_tri)
-        d = loc.shape[-1:]
-        if scale_tri.ndim < 2 or scale_tri.shape[-2:] != d + d:
-            raise ValueError(
-                f"MultivariateNormalTri needs scale_tri of shape (..., {d[0] if d else 'D'}, "
-                f"{d[0] if d else 'D'}) matching loc; got loc {loc.shape}, scale_tri "
-                f"{scale_tri.shape}."
-            )
-        batch = jnp.broadcast_shapes(loc.shape[:-1], scale_tri.shape[:-2])
-        self._set(
-            loc=jnp.broadcast_to(loc, batch + d), scale_tri=jnp.broadcast_to(jnp.tril(scale_tri), batch + d + d)
-        )
-
-    # Sample axes are moved behind the event axis, (*sample, *batch, D) -> (*batch, D, S), so
-    # L multiplies or solves all samples at once: memory O(S·D + D²), not O(S·D²) from
-    # broadcasting L to every sample.
-    def _samples_last(self, y):
-        n = y.ndim - self.loc.ndim
-        sample_shape = y.shape[:n]
-        return jnp.moveaxis(jnp.reshape(y, (-1,) + y.shape[n:]), 0, -1), sample_shape
-
-    @staticmethod
-    def _samples_first(y, sample_shape):
-        y = jnp.moveaxis(y, -1, 0)
-        return jnp.reshape(y, sample_shape + y.shape[1:])
-
-    def _sample(self, key, shape):
-        eps, sample_shape = self._samples_last(jax.random.normal(key, shape, self.loc.dtype))
-        return _to(shape, self.loc) + self._samples_first(self.scale_tri @ eps, sample_shape)
-
-    def log_prob(self, x):
-        x = jnp.asarray(x)
-        shape = jnp.broadcast_shapes(x.shape, self.loc.shape)
-        x, loc = _to(shape, x, self.loc)
-        diff, sample_shape = self._samples_last(x - loc)
-        z = jax.scipy.linalg.solve_triangular(self.scale_tri, diff, lower=True)  # (*batch, D, S)
-        maha = self._samples_first(jnp.sum(z * z, axis=-2)[..., None, :], sample_shape)[..., 0]
-        log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(self.scale_tri, axis1=-2, axis2=-1))), axis=-1)
-        return -0.5 * maha - jnp.broadcast_to(log_det, maha.shape) - shape[-1] * _LOG_SQRT_2PI
-
-    def mean(self):
-        return self.loc
-
-    def covariance(self):
-        return self.scale_tri @ jnp.swapaxes(self.scale_tri, -1, -2)
-
-    def variance(self):
-        return jnp.sum(jnp.square(self.scale_tri), axis=-1)  # diag(L Lᵀ)
-
-
-class LogNormal(Distribution):
-    """Log-normal: exp(N(loc, scale²))."""
-
-    _params = ("loc", "scale")
-
-    def __init__(self, loc, scale):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)), strict=True)))
-
-    def _sample(self, key, shape):
-        return jnp.exp(Normal(self.loc, self.scale)._sample(key, shape))
-
-    def log_prob(self, x):
-        x = jnp.asarray(x)
-        return Normal(self.loc, self.scale).log_prob(jnp.log(x)) - jnp.log(x)
-
-    def mean(self):
-        return jnp.exp(self.loc + 0.5 * jnp.square(self.scale))
-
-    def variance(self):
-        s2 = jnp.square(self.scale)
-        return jnp.expm1(s2) * jnp.exp(2.0 * self.loc + s2)
-
-
-class Laplace(Distribution):
-    """Laplace distribution with density exp(-|x - loc| / scale) / (2 scale)."""
-
-    _params = ("loc", "scale")
-
-    def __init__(self, loc, scale):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)), strict=True)))
-
-    def _sample(self, key, shape):
-        loc, scale = _to(shape, self.loc, self.scale)
-        return loc + scale * jax.random.laplace(key, shape, self.loc.dtype)
-
-    def log_prob(self, x):
-        x, loc, scale, log_norm = _at_rank(x, self.loc, self.scale, jnp.log(2.0 * self.scale))
-        return -jnp.abs(x - loc) / scale - log_norm
-
-    def mean(self):
-        return self.loc
-
-    def variance(self):
-        return 2.0 * jnp.square(self.scale)
-
-
-class Logistic(Distribution):
-    """Logistic distribution with location ``loc`` and scale ``scale``."""
-
-    _params = ("loc", "scale")
-
-    def __init__(self, loc, scale):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(loc, scale)), strict=True)))
-
-    def _sample(self, key, shape):
-        loc, scale = _to(shape, self.loc, self.scale)
-        return loc + scale * jax.random.logistic(key, shape, self.loc.dtype)
-
-    def log_prob(self, x):
-        x, loc, scale, log_scale = _at_rank(x, self.loc, self.scale, jnp.log(self.scale))
-        z = (x - loc) / scale
-        return -z - 2.0 * jax.nn.softplus(-z) - log_scale
-
-    def mean(self):
-        return self.loc
-
-    def variance(self):
-        return jnp.square(self.scale * math.pi) / 3.0
-
-
-class Uniform(Distribution):
-    """Uniform on [low, high); reparameterized as low + (high - low) u.
-
-    Its support moves with the parameters, so the score-function estimator is biased
-    for it (the boundary terms of ∂/∂θ ∫_low^high are missing); use the pathwise one.
-    """
-
-    _params = ("low", "high")
-
-    def __init__(self, low, high):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(low, high)), strict=True)))
-
-    def _sample(self, key, shape):
-        low, high = _to(shape, self.low, self.high)
-        return low + (high - low) * jax.random.uniform(key, shape, self.low.dtype)
-
-    def log_prob(self, x):
-        x, low, high, log_width = _at_rank(x, self.low, self.high, jnp.log(self.high - self.low))
-        inside = (x >= low) & (x < high)
-        return jnp.where(inside, -log_width, -jnp.inf)
-
-    def mean(self):
-        return 0.5 * (self.low + self.high)
-
-    def variance(self):
-        return jnp.square(self.high - self.low) / 12.0
-
-
-class Exponential(Distribution):
-    """Exponential distribution with rate ``rate`` (mean 1/rate)."""
-
-    _params = ("rate",)
-
-    def __init__(self, rate):
-        (self_rate,) = _as_float(rate)
-        self._set(rate=self_rate)
-
-    def _sample(self, key, shape):
-        return jax.random.exponential(key, shape, self.rate.dtype) / _to(shape, self.rate)
-
-    def log_prob(self, x):
-        x, rate, log_rate = _at_rank(x, self.rate, jnp.log(self.rate))
-        return jnp.where(x >= 0, log_rate - rate * x, -jnp.inf)
-
-    def mean(self):
-        return 1.0 / self.rate
-
-    def variance(self):
-        return 1.0 / jnp.square(self.rate)
-
-
-class Gamma(Distribution):
-    """Gamma(concentration, rate), with implicit reparameterization in the concentration.
-
-    ``jax.random.gamma`` differentiates its samples with respect to the concentration
-    by implicit differentiation of the CDF (Figurnov et al., 2018), so the pathwise
-    estimator works without a closed-form inverse CDF.
-    """
-
-    _params = ("concentration", "rate")
-
-    def __init__(self, concentration, rate):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(concentration, rate)), strict=True)))
-
-    def _sample(self, key, shape):
-        conc, rate = _to(shape, self.concentration, self.rate)
-        return jax.random.gamma(key, conc, shape, self.concentration.dtype) / rate
-
-    def log_prob(self, x):
-        a, b = self.concentration, self.rate
-        x, a, b, log_norm = _at_rank(x, a, b, a * jnp.log(b) - special.gammaln(a))
-        return special.xlogy(a - 1.0, x) - b * x + log_norm
-
-    def mean(self):
-        return self.concentration / self.rate
-
-    def variance(self):
-        return self.concentration / jnp.square(self.rate)
-
-
-class Beta(Distribution):
-    """Beta(concentration1, concentration0), implicitly reparameterized through Gamma draws."""
-
-    _params = ("concentration1", "concentration0")
-
-    def __init__(self, concentration1, concentration0):
-        self._set(**dict(zip(self._params, jnp.broadcast_arrays(*_as_float(concentration1, concentration0)), strict=True)))
-
-    def _sample(self, key, shape):
-        a, b = _to(shape, self.concentration1, self.concentration0)
-        return jax.random.beta(key, a, b, shape, self.concentration1.dtype)
-
-    def log_prob(self, x):
-        a, b = self.concentration1, self.concentration0
-        x, a, b, log_beta = _at_rank(x, a, b, special.betaln(a, b))
-        return special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta
-
-    def mean(self):
-        return self.concentration1 / (self.concentration1 + self.concentration0)
-
-    def variance(self):
-        a, b = self.concentration1, self.concentration0
-        return a * b / (jnp.square(a + b) * (a + b + 1.0))
-
-
-class Dirichlet(Distribution):
-    """Dirichlet(concentration) over the last axis, implicitly reparameterized."""
-
-    _params = ("concentration",)
-    event_ndims = 1
-
-    def __init__(self, concentration):
-        (conc,) = _as_float(concentration)
-        if conc.ndim < 1:
-            raise ValueError("Dirichlet needs a concentration with at least one axis (the simplex).")
-        self._set(concentration=conc)
-
-    def _sample(self, key, shape):
-        conc = jnp.broadcast_to(self.concentration, shape)
-        return jax.random.dirichlet(key, conc, shape[:-1], conc.dtype)
-
-    def log_prob(self, x):
-        conc = self.concentration
-        norm = jnp.sum(special.gammaln(conc), -1) - special.gammaln(jnp.sum(conc, -1))  # batch shape, once
-        x, conc = _at_rank(x, conc)
-        lp, norm = _at_rank(jnp.sum(special.xlogy(conc - 1.0, x), -1), norm)
-        return lp - norm
-
-    def mean(self):
-        return self.concentration / jnp.sum(self.concentration, -1, keepdims=True)
-
-    def variance(self):
-        total = jnp.sum(self.concentration, -1, keepdims=True)
-        return self.concentration * (total - self.concentration) / (jnp.square(total) * (total + 1.0))
-
-
-def _logits_from(logits, probs, name):
-    if (logits is None) == (probs is None):
-        raise ValueError(f"{name} needs exactly one of logits= or probs=.")
-    return logits, probs
-
-
-class Bernoulli(Distribution):
-    """Bernoulli(logits=...) or Bernoulli(probs=...); samples are floats 0./1.
-
-    Not reparameterizable: use score-function, measure-valued or discrete estimators.
-    """
-
-    _params = ("logits",)
-    reparameterized = False
-
-    def __init__(self, logits=None, probs=None):
-        logits, probs = _logits_from(logits, probs, "Bernoulli")
-        if logits is None:
-            (probs,) = _as_float(probs)
-            logits = jnp.log(probs) - jnp.log1p(-probs)
-        (logits,) = _as_float(logits)
-        self._set(logits=logits)
-
-    @property
-    def probs(self):
-        return jax.nn.sigmoid(self.logits)
-
-    def _sample(self, key, shape):
-        u = jax.random.uniform(key, shape, self.logits.dtype)
-        return (u < _to(shape, self.probs)).astype(self.logits.dtype)
-
-    def log_prob(self, x):
-        # Two softplus per sample (0.1.0's form). The hand-written x·l − softplus(l), softplus
-        # at the parameter shape, compiles to less work (score_grad 1.17–1.29× faster,
-        # benchmarks/RESULTS.md) but rounds differently in float32 (l − softplus(l) and
-        # 1 − σ(l) cancel for l ≫ 0): the enumeration-vs-closed-form check of
-        # tests/test_discrete_unbiased.py, whose gradient cancels ~2500-fold, then misses its
-        # tolerance (relative error 2.8e-4 against 2.8e-5 with this form).
-        x, logits = _with_x(x, self.logits)
-        return -jax.nn.softplus(-logits) * x - jax.nn.softplus(logits) * (1.0 - x)
-
-    def mean(self):
-        return self.probs
-
-    def variance(self):
-        return self.probs * (1.0 - self.probs)
-
-
-class Categorical(Distribution):
-    """Categorical over the last axis of ``logits``/``probs``; samples are int32 indices."""
-
-    _params = ("logits",)
-    reparameterized = False
-
-    def __init__(self, logits=None, probs=None):
-        logits, probs = _logits_from(logits, probs, "Categorical")
-        if logits is None:
-            (probs,) = _as_float(probs)
-            logits = jnp.log(probs)
-        (logits,) = _as_float(logits)
-        if logits.ndim < 1:
-            raise ValueError("Categorical needs logits with at least one axis (the categories).")
-        self._set(logits=jax.nn.log_softmax(logits, axis=-1))
-
-    @property
-    def batch_shape(self):
-        return self.logits.shape[:-1]
-
-    @property
-    def event_shape(self):
-        return ()
-
-    @property
-    def num_categories(self) -> int:
-        return self.logits.shape[-1]
-
-    @property
-    def probs(self):
-        return jnp.exp(self.logits)
-
-    def sample(self, seed, sample_shape=()):
-        if isinstance(sample_shape, int):
-            sample_shape = (sample_shape,)
-        shape = tuple(sample_shape) + self.batch_shape
-        logits = jnp.broadcast_to(self.logits, shape + (self.num_categories,))
-        return jax.random.categorical(seed, logits, axis=-1).astype(jnp.int32)
-
-    def log_prob(self, x):
-        x = jnp.asarray(x)
-        shape = jnp.broadcast_shapes(x.shape, self.batch_shape)
-        logits = jnp.broadcast_to(self.logits, shape + (self.num_categories,))
-        idx = jnp.broadcast_to(x, shape).astype(jnp.int32)
-        inside = (idx >= 0) & (idx < self.num_categories)  # no wrap-around for -1 or K
-        lp = jnp.take_along_axis(logits, jnp.clip(idx, 0, self.num_categories - 1)[..., None], axis=-1)[..., 0]
-        return jnp.where(inside, lp, -jnp.inf)
-
-    def mean(self):
-        return self.probs
-
-
-class Poisson(Distribution):
-    """Poisson(rate); samples are float counts. Score-function or measure-valued only."""
-
-    _params = ("rate",)
-    reparameterized = False
-
-    def __init__(self, rate):
-        (rate,) = _as_float(rate)
-        self._set(rate=rate)
-
-    def _sample(self, key, shape):
-        return jax.random.poisson(key, _to(shape, self.rate), shape).astype(self.rate.dtype)
-
-    def log_prob(self, x):
-        x, rate = _at_rank(x, self.rate)
-        return special.xlogy(x, rate) - rate - special.gammaln(x + 1.0)
-
-    def mean(self):
-        return self.rate
-
-    def variance(self):
-        return self.rate

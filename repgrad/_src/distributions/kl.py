@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ... import _distributions as _d
+from .base import Distribution
+from .normal import MultivariateNormalDiag, MultivariateNormalTri, Normal
 
 
 def _normal(q_loc, q_scale, p_loc, p_scale):
@@ -13,7 +14,7 @@ def _normal(q_loc, q_scale, p_loc, p_scale):
 
 
 def _tri(d):
-    if isinstance(d, _d.MultivariateNormalTri):
+    if isinstance(d, MultivariateNormalTri):
         return d.loc, d.scale_tri
     scale = d.scale_diag
     return d.loc, scale[..., :, None] * jnp.eye(scale.shape[-1], dtype=scale.dtype)
@@ -41,14 +42,14 @@ def closed_form_kl(q, p):
     repgrad's Normal/Normal, MultivariateNormalDiag/Tri pairs; peers' (distrax, TFP)
     ``q.kl_divergence(p)`` when they define one.
     """
-    if isinstance(q, _d.Normal) and isinstance(p, _d.Normal):
+    if isinstance(q, Normal) and isinstance(p, Normal):
         return jnp.sum(_normal(q.loc, q.scale, p.loc, p.scale))
-    mvn = (_d.MultivariateNormalDiag, _d.MultivariateNormalTri)
+    mvn = (MultivariateNormalDiag, MultivariateNormalTri)
     if isinstance(q, mvn) and isinstance(p, mvn):
-        if isinstance(q, _d.MultivariateNormalDiag) and isinstance(p, _d.MultivariateNormalDiag):
+        if isinstance(q, MultivariateNormalDiag) and isinstance(p, MultivariateNormalDiag):
             return jnp.sum(_normal(q.loc, q.scale_diag, p.loc, p.scale_diag))
         return jnp.sum(_mvn(q, p))
-    if not isinstance(q, _d.Distribution) and hasattr(q, "kl_divergence"):
+    if not isinstance(q, Distribution) and hasattr(q, "kl_divergence"):
         try:
             return jnp.sum(q.kl_divergence(p))
         except NotImplementedError:

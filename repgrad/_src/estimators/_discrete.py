@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ... import _distributions as _d
+from .. import distributions as _d
 
 
 def _is(d, cls, name: str) -> bool:

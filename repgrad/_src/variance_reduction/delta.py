@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ... import _distributions as _d
+from .. import distributions as _d
 from .control_variates import ControlVariate
 
 _sg = jax.lax.stop_gradient

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ... import _distributions as _d
+from .. import distributions as _d
 from ..core import kernels, protocol
 from ..core.estimator import Estimator, Out
 from . import control_variates
@@ -31,6 +31,7 @@ def elementwise_scores(d, x):
             f"parameters, which repgrad's factorized families provide; {type(d).__name__} does not. "
             "Use baseline='loo' or a repgrad family (e.g. repgrad.Normal, repgrad.Bernoulli)."
         )
+    protocol.check_fixed_support(d)
     leaves, treedef = jax.tree_util.tree_flatten(d)
 
     def log_prob(leaves, xi):
@@ -38,7 +39,7 @@ def elementwise_scores(d, x):
             # The leaf is normalized and log_prob reads it without renormalizing, so its raw
             # scores 1{x = k} are not mean-zero; differentiate through log_softmax instead
             # (scores 1{x = k} − p_k), the leaf's actual tangent space.
-            return jnp.sum(_d.Categorical(logits=leaves[0]).log_prob(xi))
+            return jnp.sum(_d.Categorical(logits=leaves[0], validate_args=False).log_prob(xi))
         return jnp.sum(jax.tree_util.tree_unflatten(treedef, leaves).log_prob(xi))
 
     return jax.vmap(jax.grad(log_prob), in_axes=(None, 0))(leaves, x)

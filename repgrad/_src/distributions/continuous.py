@@ -1,0 +1,138 @@
+"""Other reparameterized scalar families: Laplace, Logistic, Uniform, Exponential."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from . import validation as v
+from .base import Distribution, _at_rank, _broadcast_params, _clip, _sg, _to
+from .validation import VALIDATE_ARGS
+
+__all__ = ["Laplace", "Logistic", "Uniform", "Exponential"]
+
+
+class Laplace(Distribution):
+    """Laplace distribution with density exp(-|x - loc| / scale) / (2 scale)."""
+
+    _params = ("loc", "scale")
+    _rules = (v.finite("loc"), v.positive("scale"))
+
+    def __init__(self, loc, scale, *, validate_args: bool | None = VALIDATE_ARGS):
+        loc, scale = _broadcast_params("Laplace", loc=loc, scale=scale)
+        self._init(validate_args, self._rules, loc=loc, scale=scale)
+
+    def _sample(self, key, shape):
+        loc, scale = _to(shape, self.loc, self.scale)
+        return loc + scale * jax.random.laplace(key, shape, self.loc.dtype)
+
+    def log_prob(self, x):
+        x, loc, scale, log_norm = _at_rank(x, self.loc, self.scale, jnp.log(2.0 * self.scale))
+        return -jnp.abs(x - loc) / scale - log_norm
+
+    def mean(self):
+        return self.loc
+
+    def variance(self):
+        return 2.0 * jnp.square(self.scale)
+
+
+class Logistic(Distribution):
+    """Logistic distribution with location ``loc`` and scale ``scale``."""
+
+    _params = ("loc", "scale")
+    _rules = (v.finite("loc"), v.positive("scale"))
+
+    def __init__(self, loc, scale, *, validate_args: bool | None = VALIDATE_ARGS):
+        loc, scale = _broadcast_params("Logistic", loc=loc, scale=scale)
+        self._init(validate_args, self._rules, loc=loc, scale=scale)
+
+    def _sample(self, key, shape):
+        loc, scale = _to(shape, self.loc, self.scale)
+        return loc + scale * jax.random.logistic(key, shape, self.loc.dtype)
+
+    def log_prob(self, x):
+        x, loc, scale, log_scale = _at_rank(x, self.loc, self.scale, jnp.log(self.scale))
+        z = (x - loc) / scale
+        return -z - 2.0 * jax.nn.softplus(-z) - log_scale
+
+    def mean(self):
+        return self.loc
+
+    def variance(self):
+        return jnp.square(self.scale * math.pi) / 3.0
+
+
+_ORDERED = v.Rule(
+    ("low", "high"),
+    lambda xp, low, high: xp.isfinite(low) & xp.isfinite(high) & (low < high),
+    "low must be below high, both finite",
+    "parameterize the width, e.g. high = low + jax.nn.softplus(raw_width)",
+)
+
+
+class Uniform(Distribution):
+    """Uniform on [low, high); reparameterized as low + (high - low) u.
+
+    Draws that round up to ``high`` are moved to the float just below it, so every sample
+    is inside [low, high). Its support moves with the parameters, so the score-function
+    estimator would be biased for it (the boundary terms of ∂/∂θ ∫_low^high are missing):
+    score-function estimators refuse it (``support_depends_on_params``); use
+    ``pathwise_grad``.
+    """
+
+    _params = ("low", "high")
+    _rules = (_ORDERED,)
+    support_depends_on_params = True
+
+    def __init__(self, low, high, *, validate_args: bool | None = VALIDATE_ARGS):
+        low, high = _broadcast_params("Uniform", low=low, high=high)
+        self._init(validate_args, self._rules, low=low, high=high)
+
+    def _sample(self, key, shape):
+        low, high = _to(shape, self.low, self.high)
+        return low + (high - low) * jax.random.uniform(key, shape, self.low.dtype)
+
+    def _to_support(self, x):
+        below_high = jnp.nextafter(_sg(self.high), jnp.full_like(self.high, -jnp.inf))
+        return _clip(x, _to(x.shape, self.low), _to(x.shape, below_high))
+
+    def log_prob(self, x):
+        x, low, high, log_width = _at_rank(x, self.low, self.high, jnp.log(self.high - self.low))
+        inside = (x >= low) & (x < high)
+        return jnp.where(inside, -log_width, -jnp.inf)
+
+    def mean(self):
+        return 0.5 * (self.low + self.high)
+
+    def variance(self):
+        return jnp.square(self.high - self.low) / 12.0
+
+
+class Exponential(Distribution):
+    """Exponential distribution with rate ``rate`` (mean 1/rate)."""
+
+    _params = ("rate",)
+    _rules = (v.positive("rate"),)
+
+    def __init__(self, rate, *, validate_args: bool | None = VALIDATE_ARGS):
+        (rate,) = _broadcast_params("Exponential", rate=rate)
+        self._init(validate_args, self._rules, rate=rate)
+
+    def _sample(self, key, shape):
+        return jax.random.exponential(key, shape, self.rate.dtype) / _to(shape, self.rate)
+
+    def _to_support(self, x):
+        return _clip(x, 0.0, float(jnp.finfo(x.dtype).max), may_overflow=True)  # a tiny rate overflows
+
+    def log_prob(self, x):
+        x, rate, log_rate = _at_rank(x, self.rate, jnp.log(self.rate))
+        return jnp.where(x >= 0, log_rate - rate * x, -jnp.inf)
+
+    def mean(self):
+        return 1.0 / self.rate
+
+    def variance(self):
+        return 1.0 / jnp.square(self.rate)

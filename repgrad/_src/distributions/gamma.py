@@ -1,0 +1,252 @@
+"""Gamma-based families: Gamma, Beta, Dirichlet, drawn in log space with implicit
+reparameterization.
+
+All three are built from log G, G ~ Gamma(α, 1), drawn by ``jax.random.loggamma``: with a
+small concentration most of G's mass lies below the smallest float (Gamma(0.01): 42% under
+1.2e-38 in float32), where G itself rounds to 0 but log G is exact. So
+
+- samples are returned inside the open support — Gamma in [tiny, max], Beta and each
+  Dirichlet coordinate in [tiny, 1 − eps/2] — with a straight-through clip that keeps the
+  draw's own pathwise derivatives;
+- score-function estimators get the log-density from the exact log-coordinates of the
+  draw (log x, and log(1 − x) = log G₀ − log(G₁ + G₀) for Beta), never from a rounded x,
+  so it stays finite and the score unbiased (Beta(0.1, 0.1) in float32 rounds 10% of its
+  draws to exactly 1.0, where log(1 − x) = −inf);
+- the pathwise derivative ∂ log G/∂α is the implicit one, (∂F/∂α)/(∂F/∂G)/G (Figurnov et
+  al., 2018), and where G underflows its small-G limit: from F(G; α) ≈ G^α/Γ(α + 1),
+  ∂ log G/∂α = (ψ(α + 1) − log G)/α, exact to float precision for G < 1e-20. (jax's own
+  derivative evaluates the implicit one at G = tiny there, which biases Beta(0.01, 0.01)
+  pathwise gradients by 8 standard errors.)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy import special
+
+from . import validation as v
+from .base import Distribution, _as_float, _at_rank, _broadcast_params, _clip, _sg, _to
+from .validation import VALIDATE_ARGS
+
+__all__ = ["Gamma", "Beta", "Dirichlet"]
+
+# Below G = e^-46 ≈ 1e-20 the small-G limit of ∂ log G/∂α is exact to float64 rounding
+# (the neglected terms are O(G)); above it the implicit derivative is computed directly.
+_SMALL_LOG_G = -46.0
+
+
+@jax.jit  # one compiled kernel also in eager mode (random_gamma_grad op by op costs 0.3 s a call)
+def _d_log_gamma(concentration, log_g):
+    """∂ log G/∂α at fixed CDF value, for G = exp(log_g) ~ Gamma(α, 1)."""
+    small = log_g < _SMALL_LOG_G
+    g = jnp.exp(jnp.where(small, 0.0, log_g))
+    implicit = jax.lax.random_gamma_grad(concentration, g) / g
+    limit = (special.digamma(concentration + 1.0) - log_g) / concentration
+    return jnp.where(small, limit, implicit)
+
+
+@jax.custom_jvp
+def _implicit_log_gamma(concentration, log_g):
+    """``log_g`` (a stop-gradient draw) as a function of the concentration, by implicit
+    differentiation; derivatives of every order (the JVP is itself differentiable)."""
+    return log_g
+
+
+@_implicit_log_gamma.defjvp
+def _implicit_log_gamma_jvp(primals, tangents):
+    concentration, log_g = primals
+    d_concentration, _ = tangents
+    out = _implicit_log_gamma(concentration, log_g)
+    return out, _d_log_gamma(concentration, out) * d_concentration
+
+
+def _log_gamma(key, concentration):
+    """log G, G ~ Gamma(concentration, 1), same draws as ``jax.random.loggamma``/``gamma``
+    for the key; ``concentration`` has the sample's shape."""
+    log_g = jax.random.loggamma(key, _sg(concentration), concentration.shape, concentration.dtype)
+    return _implicit_log_gamma(concentration, _sg(log_g))
+
+
+@jax.custom_jvp
+def _log_beta(a, b):
+    """log B(a, b), as ``jax.scipy.special.betaln``, with derivatives that stay finite for tiny
+    a and b.
+
+    ``betaln``'s own derivative is NaN once max(a, b) ≲ 1e-5 in float32 (and at 1e-4 when XLA
+    folds constants): the derivative of its unused large-argument branch overflows and is
+    multiplied by zero. Below max(a, b) = 8, where ``betaln`` is gammaln(a) + gammaln(b) −
+    gammaln(a + b), the derivative is written out, ψ(a) − ψ(a + b) and ψ(b) − ψ(a + b); above
+    it, ``betaln``'s own (evaluated at arguments where both branches are finite).
+    """
+    return special.betaln(a, b)
+
+
+@_log_beta.defjvp
+def _log_beta_jvp(primals, tangents):
+    a, b = primals
+    da, db = tangents
+    small = jnp.maximum(a, b) < 8.0
+    digamma_ab = special.digamma(a + b)
+    written = (special.digamma(a) - digamma_ab) * da + (special.digamma(b) - digamma_ab) * db
+    big_a, big_b = jnp.where(small, 8.0, a), jnp.where(small, 8.0, b)
+    _, large = jax.jvp(special.betaln, (big_a, big_b), (da, db))
+    return _log_beta(a, b), jnp.where(small, written, large)
+
+
+def _unit_interval(x):
+    """Clip into the open unit interval (0, 1): [tiny, 1 − eps/2], the floats strictly inside."""
+    info = jnp.finfo(x.dtype)
+    return _clip(x, float(info.tiny), 1.0 - float(info.epsneg))
+
+
+class Gamma(Distribution):
+    """Gamma(concentration, rate), with implicit reparameterization in the concentration.
+
+    Samples are exp(log G − log rate) with log G from ``jax.random.loggamma`` (the same
+    draws as ``jax.random.gamma`` for the key), differentiated with respect to the
+    concentration by implicit differentiation of the CDF (Figurnov et al., 2018), so the
+    pathwise estimator works without a closed-form inverse CDF. Samples stay in
+    [tiny, max] (see ``repgrad/_src/distributions/gamma.py``); score-function estimators
+    take the log-density from the exact log of the draw.
+    """
+
+    _params = ("concentration", "rate")
+    _rules = (v.positive("concentration"), v.positive("rate"))
+    _exact_log_prob = True
+
+    def __init__(self, concentration, rate, *, validate_args: bool | None = VALIDATE_ARGS):
+        concentration, rate = _broadcast_params("Gamma", concentration=concentration, rate=rate)
+        self._init(validate_args, self._rules, concentration=concentration, rate=rate)
+
+    def _log_sample(self, key, shape):
+        conc, rate = _to(shape, self.concentration, self.rate)
+        return _log_gamma(key, conc) - jnp.log(rate)
+
+    def _sample(self, key, shape):
+        return jnp.exp(self._log_sample(key, shape))
+
+    def _to_support(self, x):
+        info = jnp.finfo(x.dtype)
+        return _clip(x, float(info.tiny), float(info.max), may_overflow=True)
+
+    def _draw_with_log_prob(self, key, shape):
+        log_x = _sg(self)._log_sample(key, shape)  # the draw, held fixed
+        x = jnp.exp(log_x)
+        a, b = self.concentration, self.rate
+        log_x, x_, a, b, log_norm = _at_rank(log_x, x, a, b, a * jnp.log(b) - special.gammaln(a))
+        return self._to_support(x), (a - 1.0) * log_x - b * x_ + log_norm
+
+    def log_prob(self, x):
+        a, b = self.concentration, self.rate
+        x, a, b, log_norm = _at_rank(x, a, b, a * jnp.log(b) - special.gammaln(a))
+        return special.xlogy(a - 1.0, x) - b * x + log_norm
+
+    def mean(self):
+        return self.concentration / self.rate
+
+    def variance(self):
+        return self.concentration / jnp.square(self.rate)
+
+
+class Beta(Distribution):
+    """Beta(concentration1, concentration0), implicitly reparameterized through Gamma draws.
+
+    x = G₁/(G₁ + G₀) from the log-gammas (the same draws as ``jax.random.beta``), kept in
+    [tiny, 1 − eps/2]; score-function estimators take the log-density from the exact
+    log x and log(1 − x).
+    """
+
+    _params = ("concentration1", "concentration0")
+    _rules = (v.positive("concentration1"), v.positive("concentration0"))
+    _exact_log_prob = True
+
+    def __init__(self, concentration1, concentration0, *, validate_args: bool | None = VALIDATE_ARGS):
+        concentration1, concentration0 = _broadcast_params(
+            "Beta", concentration1=concentration1, concentration0=concentration0
+        )
+        self._init(validate_args, self._rules, concentration1=concentration1, concentration0=concentration0)
+
+    def _log_sample(self, key, shape):
+        """(log x, log(1 − x)), each exact."""
+        a, b = _to(shape, self.concentration1, self.concentration0)
+        key_a, key_b = jax.random.split(key)
+        log_ga, log_gb = _log_gamma(key_a, a), _log_gamma(key_b, b)
+        log_total = jnp.logaddexp(log_ga, log_gb)
+        return log_ga - log_total, log_gb - log_total
+
+    def _sample(self, key, shape):
+        return jnp.exp(self._log_sample(key, shape)[0])
+
+    def _to_support(self, x):
+        return _unit_interval(x)
+
+    def _draw_with_log_prob(self, key, shape):
+        log_x, log1m_x = _sg(self)._log_sample(key, shape)  # the draw, held fixed
+        a, b = self.concentration1, self.concentration0
+        log_x, log1m_x, a, b, log_beta = _at_rank(log_x, log1m_x, a, b, _log_beta(a, b))
+        return self._to_support(jnp.exp(log_x)), (a - 1.0) * log_x + (b - 1.0) * log1m_x - log_beta
+
+    def log_prob(self, x):
+        a, b = self.concentration1, self.concentration0
+        x, a, b, log_beta = _at_rank(x, a, b, _log_beta(a, b))
+        return special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta
+
+    def mean(self):
+        return self.concentration1 / (self.concentration1 + self.concentration0)
+
+    def variance(self):
+        a, b = self.concentration1, self.concentration0
+        return a * b / (jnp.square(a + b) * (a + b + 1.0))
+
+
+class Dirichlet(Distribution):
+    """Dirichlet(concentration) over the last axis, implicitly reparameterized.
+
+    x = softmax(log G) with log G from ``jax.random.loggamma`` (the same draws as
+    ``jax.random.dirichlet``); each coordinate is kept in [tiny, 1 − eps/2], and
+    score-function estimators take the log-density from the exact log x = log G − logsumexp(log G).
+    """
+
+    _params = ("concentration",)
+    event_ndims = 1
+    _rules = (v.positive("concentration"),)
+    _exact_log_prob = True
+
+    def __init__(self, concentration, *, validate_args: bool | None = VALIDATE_ARGS):
+        (conc,) = _as_float(concentration)
+        if conc.ndim < 1:
+            raise ValueError("Dirichlet needs a concentration with at least one axis (the simplex).")
+        self._init(validate_args, self._rules, concentration=conc)
+
+    def _log_sample(self, key, shape):
+        log_g = _log_gamma(key, jnp.broadcast_to(self.concentration, shape))
+        return log_g - special.logsumexp(log_g, axis=-1, keepdims=True)
+
+    def _sample(self, key, shape):
+        return jnp.exp(self._log_sample(key, shape))
+
+    def _to_support(self, x):
+        return _unit_interval(x)
+
+    def _draw_with_log_prob(self, key, shape):
+        log_x = _sg(self)._log_sample(key, shape)  # the draw, held fixed
+        conc = self.concentration
+        norm = jnp.sum(special.gammaln(conc), -1) - special.gammaln(jnp.sum(conc, -1))  # batch shape, once
+        lx, conc = _at_rank(log_x, conc)
+        lp, norm = _at_rank(jnp.sum((conc - 1.0) * lx, -1), norm)
+        return self._to_support(jnp.exp(log_x)), lp - norm
+
+    def log_prob(self, x):
+        conc = self.concentration
+        norm = jnp.sum(special.gammaln(conc), -1) - special.gammaln(jnp.sum(conc, -1))  # batch shape, once
+        x, conc = _at_rank(x, conc)
+        lp, norm = _at_rank(jnp.sum(special.xlogy(conc - 1.0, x), -1), norm)
+        return lp - norm
+
+    def mean(self):
+        return self.concentration / jnp.sum(self.concentration, -1, keepdims=True)
+
+    def variance(self):
+        total = jnp.sum(self.concentration, -1, keepdims=True)
+        return self.concentration * (total - self.concentration) / (jnp.square(total) * (total + 1.0))

@@ -1,0 +1,192 @@
+"""Gaussian families: Normal, MultivariateNormalDiag, MultivariateNormalTri, LogNormal."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from . import validation as v
+from .base import _LOG_SQRT_2PI, Distribution, _as_float, _at_rank, _broadcast_params, _clip, _sg, _to
+from .validation import VALIDATE_ARGS
+
+__all__ = ["Normal", "MultivariateNormalDiag", "MultivariateNormalTri", "LogNormal"]
+
+
+class Normal(Distribution):
+    """Normal distribution N(loc, scale²), elementwise over the broadcast shape."""
+
+    _params = ("loc", "scale")
+    _rules = (v.finite("loc"), v.positive("scale"))
+
+    def __init__(self, loc, scale, *, validate_args: bool | None = VALIDATE_ARGS):
+        loc, scale = _broadcast_params("Normal", loc=loc, scale=scale)
+        self._init(validate_args, self._rules, loc=loc, scale=scale)
+
+    def _sample(self, key, shape):
+        eps = jax.random.normal(key, shape, self.loc.dtype)
+        loc, scale = _to(shape, self.loc, self.scale)
+        return loc + scale * eps
+
+    def log_prob(self, x):
+        # (x − loc) / scale as hand-written code has it; see _at_rank.
+        x, loc, scale, log_norm = _at_rank(x, self.loc, self.scale, jnp.log(self.scale) + _LOG_SQRT_2PI)
+        z = (x - loc) / scale
+        return -0.5 * z * z - log_norm
+
+    def mean(self):
+        return self.loc
+
+    def variance(self):
+        return jnp.square(self.scale)
+
+
+class MultivariateNormalDiag(Distribution):
+    """Multivariate normal with diagonal covariance diag(scale_diag²); event is the last axis."""
+
+    _params = ("loc", "scale_diag")
+    event_ndims = 1
+    _rules = (v.finite("loc"), v.positive("scale_diag"))
+
+    def __init__(self, loc, scale_diag, *, validate_args: bool | None = VALIDATE_ARGS):
+        loc, scale_diag = _broadcast_params("MultivariateNormalDiag", loc=loc, scale_diag=scale_diag)
+        if loc.ndim < 1:
+            raise ValueError("MultivariateNormalDiag needs loc/scale_diag with at least one axis.")
+        self._init(validate_args, self._rules, loc=loc, scale_diag=scale_diag)
+
+    def _normal(self):
+        return Normal(self.loc, self.scale_diag, validate_args=False)
+
+    def _sample(self, key, shape):
+        return self._normal()._sample(key, shape)
+
+    def log_prob(self, x):
+        return jnp.sum(self._normal().log_prob(x), axis=-1)
+
+    def mean(self):
+        return self.loc
+
+    def variance(self):
+        return jnp.square(self.scale_diag)
+
+
+def _nonsingular_tri(name):
+    return v.Rule(
+        (name,),
+        lambda xp, tri: xp.all(xp.isfinite(tri), axis=(-2, -1))
+        & xp.all(xp.diagonal(tri, axis1=-2, axis2=-1) != 0, axis=-1),
+        f"{name} must be finite with a nonzero diagonal",
+        "build it as jnp.tril(raw, -1) + jnp.diag(jax.nn.softplus(raw_diag)) (a Cholesky factor)",
+    )
+
+
+class MultivariateNormalTri(Distribution):
+    """Multivariate normal N(loc, L Lᵀ) with lower-triangular ``scale_tri`` L.
+
+    Only the lower triangle of ``scale_tri`` is read; x = loc + L ε.
+    """
+
+    _params = ("loc", "scale_tri")
+    event_ndims = 1
+    _rules = (v.finite("loc"), _nonsingular_tri("scale_tri"))
+
+    def __init__(self, loc, scale_tri, *, validate_args: bool | None = VALIDATE_ARGS):
+        loc, scale_tri = _as_float(loc, scale_tri)
+        d = loc.shape[-1:]
+        if scale_tri.ndim < 2 or scale_tri.shape[-2:] != d + d:
+            raise ValueError(
+                f"MultivariateNormalTri needs scale_tri of shape (..., {d[0] if d else 'D'}, "
+                f"{d[0] if d else 'D'}) matching loc; got loc {loc.shape}, scale_tri "
+                f"{scale_tri.shape}."
+            )
+        try:
+            batch = jnp.broadcast_shapes(loc.shape[:-1], scale_tri.shape[:-2])
+        except ValueError:
+            raise ValueError(
+                f"MultivariateNormalTri: the batch shapes of loc {loc.shape[:-1]} and scale_tri "
+                f"{scale_tri.shape[:-2]} do not broadcast together. Give them the same batch "
+                "shape, or shapes that broadcast (size-1 axes where they differ)."
+            ) from None
+        self._init(
+            validate_args,
+            self._rules,
+            loc=jnp.broadcast_to(loc, batch + d),
+            scale_tri=jnp.broadcast_to(jnp.tril(scale_tri), batch + d + d),
+        )
+
+    # Sample axes are moved behind the event axis, (*sample, *batch, D) -> (*batch, D, S), so
+    # L multiplies or solves all samples at once: memory O(S·D + D²), not O(S·D²) from
+    # broadcasting L to every sample.
+    def _samples_last(self, y):
+        n = y.ndim - self.loc.ndim
+        sample_shape = y.shape[:n]
+        return jnp.moveaxis(jnp.reshape(y, (-1,) + y.shape[n:]), 0, -1), sample_shape
+
+    @staticmethod
+    def _samples_first(y, sample_shape):
+        y = jnp.moveaxis(y, -1, 0)
+        return jnp.reshape(y, sample_shape + y.shape[1:])
+
+    def _sample(self, key, shape):
+        eps, sample_shape = self._samples_last(jax.random.normal(key, shape, self.loc.dtype))
+        return _to(shape, self.loc) + self._samples_first(self.scale_tri @ eps, sample_shape)
+
+    def log_prob(self, x):
+        x = jnp.asarray(x)
+        shape = jnp.broadcast_shapes(x.shape, self.loc.shape)
+        x, loc = _to(shape, x, self.loc)
+        diff, sample_shape = self._samples_last(x - loc)
+        z = jax.scipy.linalg.solve_triangular(self.scale_tri, diff, lower=True)  # (*batch, D, S)
+        maha = self._samples_first(jnp.sum(z * z, axis=-2)[..., None, :], sample_shape)[..., 0]
+        log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(self.scale_tri, axis1=-2, axis2=-1))), axis=-1)
+        return -0.5 * maha - jnp.broadcast_to(log_det, maha.shape) - shape[-1] * _LOG_SQRT_2PI
+
+    def mean(self):
+        return self.loc
+
+    def covariance(self):
+        return self.scale_tri @ jnp.swapaxes(self.scale_tri, -1, -2)
+
+    def variance(self):
+        return jnp.sum(jnp.square(self.scale_tri), axis=-1)  # diag(L Lᵀ)
+
+
+class LogNormal(Distribution):
+    """Log-normal: exp(N(loc, scale²)).
+
+    Draws that overflow or underflow the float type are kept inside (0, ∞) (clipped to
+    [tiny, max], derivatives of the draw kept); score-function estimators take the
+    log-density from the normal draw itself, so it stays exact there.
+    """
+
+    _params = ("loc", "scale")
+    _rules = (v.finite("loc"), v.positive("scale"))
+    _exact_log_prob = True
+
+    def __init__(self, loc, scale, *, validate_args: bool | None = VALIDATE_ARGS):
+        loc, scale = _broadcast_params("LogNormal", loc=loc, scale=scale)
+        self._init(validate_args, self._rules, loc=loc, scale=scale)
+
+    def _normal(self):
+        return Normal(self.loc, self.scale, validate_args=False)
+
+    def _sample(self, key, shape):
+        return jnp.exp(self._normal()._sample(key, shape))
+
+    def _to_support(self, x):
+        info = jnp.finfo(x.dtype)
+        return _clip(x, float(info.tiny), float(info.max), may_overflow=True)
+
+    def _draw_with_log_prob(self, key, shape):
+        log_x = _sg(self._normal())._sample(key, shape)  # the draw, held fixed
+        return self._to_support(jnp.exp(log_x)), self._normal().log_prob(log_x) - log_x
+
+    def log_prob(self, x):
+        x = jnp.asarray(x)
+        return self._normal().log_prob(jnp.log(x)) - jnp.log(x)
+
+    def mean(self):
+        return jnp.exp(self.loc + 0.5 * jnp.square(self.scale))
+
+    def variance(self):
+        s2 = jnp.square(self.scale)
+        return jnp.expm1(s2) * jnp.exp(2.0 * self.loc + s2)
