@@ -6,6 +6,8 @@ imported: objects are recognised by what they have.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -22,12 +24,13 @@ def resolve_dist(dist, params):
     try:
         if isinstance(dist, type) and issubclass(dist, _d.Distribution):
             # Convenience: a family class takes params as a dict of keywords or a tuple.
+            family: Any = dist
             if isinstance(params, dict):
-                d = dist(**params)
+                d = family(**params)
             elif isinstance(params, (tuple, list)):
-                d = dist(*params)
+                d = family(*params)
             else:
-                d = dist(params)
+                d = family(params)
         else:
             d = dist(params)
     except (KeyError, IndexError, TypeError, AttributeError) as e:
@@ -46,8 +49,8 @@ def resolve_dist(dist, params):
         )
     if not (hasattr(d, "sample") and hasattr(d, "log_prob")):
         what = (
-            f"an array of shape {jnp.shape(d)}"
-            if isinstance(d, (jax.Array, jax.core.Tracer)) or hasattr(d, "shape")
+            f"an array of shape {getattr(d, 'shape', ())}"
+            if isinstance(d, jax.Array) or hasattr(d, "shape")  # tracers are jax.Array instances
             else type(d).__name__
         )
         raise TypeError(

@@ -62,6 +62,7 @@ def baseline_grads(estimate, r, s_list, fresh=None):
         rs = _expand(r, s)
         s2 = s * s
         if estimate == "fresh":
+            assert fresh is not None  # the caller draws the fresh samples for this estimate
             r_f, s_f = fresh[0], fresh[1][j]
             num = jnp.sum(_expand(r_f, s_f) * s_f * s_f, 0, keepdims=True)
             den = jnp.sum(s_f * s_f, 0, keepdims=True)
