@@ -276,3 +276,46 @@ def test_score_refuses_uniform_naming_pathwise(run):
     with pytest.raises(TypeError, match="support moves with its parameters.*pathwise_grad"):
         run()
     assert np.all(np.isfinite(rg.pathwise_grad(F, UNIFORM, num_samples=4)(LOW_HIGH, KEY)))
+
+
+# ------------------------------------------------------- second order at tiny draws; edges of probs
+
+
+def test_gamma_beta_pathwise_hessian_finite_and_unbiased_float32():
+    """Draws of G ≈ 1e-20 made the implicit derivative's own derivative overflow float32:
+    one such draw turned the whole Hessian NaN (Gamma(0.1): ~37 in 20 000 draws)."""
+    gamma = rg.expectation(lambda x: x**2, lambda a: rg.Gamma(a, 1.0), estimator="pathwise", num_samples=4000)
+    h = replicate(lambda k: jax.hessian(gamma)(jnp.float32(0.1), k), jax.random.key(3), 40)
+    assert np.all(np.isfinite(h))
+    assert_unbiased(h, 2.0, name="d²/da² E[x²], Gamma(0.1, 1)")  # E[x²] = a(a + 1)
+    beta = rg.expectation(lambda x: x, lambda p: rg.Beta(p[0], p[1]), estimator="pathwise", num_samples=4000)
+    hb = replicate(lambda k: jax.hessian(beta)(jnp.array([0.05, 0.05]), k), jax.random.key(4), 40)
+    # E[x] = a/(a + b): Hessian at a = b = 0.05 is [[-100, 0], [0, 100]]
+    assert np.all(np.isfinite(hb))
+    assert_unbiased(hb, np.array([[-100.0, 0.0], [0.0, 100.0]]), name="Hessian of E[x], Beta(0.05, 0.05)")
+
+
+def test_uncoupled_measure_valued_gamma_rate_stays_inside_support():
+    """The uncoupled weak derivative's Gamma draws rounded to 0 in float32: log x was −inf."""
+    g = rg.grad(jnp.log, lambda p: rg.Gamma(p[0], p[1]), rg.measure_valued(coupled=False), num_samples=500)
+    est = replicate(lambda k: g(jnp.array([0.1, 2.0], jnp.float32), k), jax.random.key(5), 100)
+    assert np.all(np.isfinite(est))
+    assert_unbiased(est[:, 1], -0.5, name="d/d rate E[log x] = -1/rate")
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_bernoulli_probs_at_the_edge_first_derivative_right_second_nan(p):
+    """jnp.clip made the gradient at probs = 0 or 1 exactly 0 (exact: f(1) − f(0) = 3); float
+    logits cannot carry second derivatives there, which come back NaN, never a plausible number."""
+    loss = rg.expectation(lambda x: 3.0 * x**2 + 1.0, lambda q: rg.Bernoulli(probs=q), estimator="enumeration")
+    np.testing.assert_allclose(jax.grad(loss)(jnp.float32(p), KEY), 3.0, rtol=1e-5)
+    assert np.isnan(jax.hessian(loss)(jnp.float32(p), KEY))
+    assert float(jax.hessian(loss)(jnp.float32(0.3), KEY)) == 0.0  # inside (0, 1): exact (E[f] is linear in p)
+
+
+def test_poisson_rate_beyond_int32_draws_names_x64():
+    """Without 64-bit mode the draws are int32: rate 3e9 came back as 2147483647 every time."""
+    if jax.config.read("jax_enable_x64"):
+        pytest.skip("64-bit mode draws int64")
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        rg.Poisson(jnp.float32(3e9))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.scipy import special
@@ -34,12 +36,44 @@ _CATEGORY_LOGITS = v.Rule(
 )
 
 
+@jax.custom_jvp
+def _one_nan_beyond_first(x, edge):
+    """1, whose derivative is NaN where ``edge`` (0 elsewhere): multiplies a first-order
+    tangent so that differentiating it again yields NaN there."""
+    return jnp.ones_like(x)
+
+
+@_one_nan_beyond_first.defjvp
+def _one_nan_beyond_first_jvp(primals, tangents):
+    x, edge = primals
+    return jnp.ones_like(x), jnp.where(edge, jnp.nan, 0.0).astype(x.dtype) * tangents[0]
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _inside_probs(p, low, high):
+    """``p`` moved into [low, high] in value, with derivative 1 (jnp.clip's 0 made the gradient
+    at probs = 0 or 1 exactly 0). The floor tiny^(1/4) (3e-10 in float32) keeps the logit's
+    derivative 1/p and σ'(logit) from underflowing, so first derivatives are right at the
+    edge. Second derivatives there are not representable through float logits (terms of size
+    1/p² cancel): where p was moved they are NaN, never a plausible number."""
+    return jnp.clip(p, low, high)
+
+
+@_inside_probs.defjvp
+def _inside_probs_jvp(low, high, primals, tangents):
+    (p,), (dp,) = primals, tangents
+    edge = (p <= low) | (p >= high)
+    return _inside_probs(p, low, high), dp * _one_nan_beyond_first(p, edge)
+
+
 class Bernoulli(Distribution):
     """Bernoulli(logits=...) or Bernoulli(probs=...); samples are floats 0./1.
 
     Not reparameterizable: use score-function, measure-valued or discrete estimators.
-    ``probs`` of exactly 0 or 1 become the nearest finite logits (±87 in float32), so the
-    log-density stays finite.
+    ``probs`` of exactly 0 or 1 become finite logits (−22 and +16.6 in float32: probabilities
+    3e-10 and 1 − 6e-8), so the log-density stays finite and first derivatives with respect to
+    ``probs`` stay right there. Second derivatives at exactly 0 or 1 cannot be carried by float
+    logits: they are NaN there (differentiate twice at probs inside (0, 1), or use ``logits=``).
     """
 
     _params = ("logits",)
@@ -51,7 +85,7 @@ class Bernoulli(Distribution):
             (probs,) = _as_float(probs)
             v.check("Bernoulli", validate_args, (v.unit_interval("probs", "logits="),), {"probs": probs})
             info = jnp.finfo(probs.dtype)
-            probs = jnp.clip(probs, float(info.tiny), 1.0 - float(info.epsneg))
+            probs = _inside_probs(probs, float(info.tiny) ** 0.25, 1.0 - float(info.epsneg))
             logits = jnp.log(probs) - jnp.log1p(-probs)
             rules = ()
         else:
@@ -88,7 +122,9 @@ class Categorical(Distribution):
     """Categorical over the last axis of ``logits``/``probs``; samples are int32 indices.
 
     ``probs`` are normalized over the last axis; a logit of -inf (a probability of 0)
-    masks its category.
+    masks its category exactly (it is never drawn). The derivative with respect to a
+    probability that is exactly 0 does not exist in this parameterization (log 0): it is NaN;
+    keep such probabilities positive (e.g. ``jax.nn.softmax``) when you differentiate them.
     """
 
     _params = ("logits",)
@@ -144,10 +180,18 @@ class Poisson(Distribution):
     _params = ("rate",)
     reparameterized = False
     _rules = (v.positive("rate"),)
+    # Draws are int32 without jax_enable_x64: a rate near 2³¹ would be silently capped there.
+    _int32_rate = v.Rule(
+        ("rate",),
+        lambda xp, r: r < 2.0**30,
+        "rate must be below 2**30 without 64-bit mode (draws are int32)",
+        "enable 64-bit mode (jax.config.update('jax_enable_x64', True))",
+    )
 
     def __init__(self, rate, *, validate_args: bool | None = VALIDATE_ARGS):
         (rate,) = _broadcast_params("Poisson", rate=rate)
-        self._init(validate_args, self._rules, rate=rate)
+        rules = self._rules if jax.config.read("jax_enable_x64") else self._rules + (self._int32_rate,)
+        self._init(validate_args, rules, rate=rate)
 
     def _sample(self, key, shape):
         return jax.random.poisson(key, _to(shape, self.rate), shape).astype(self.rate.dtype)

@@ -14,7 +14,8 @@ small concentration most of G's mass lies below the smallest float (Gamma(0.01):
   draws to exactly 1.0, where log(1 − x) = −inf);
 - the pathwise derivative ∂ log G/∂α is the implicit one, (∂F/∂α)/(∂F/∂G)/G (Figurnov et
   al., 2018), and where G underflows its small-G limit: from F(G; α) ≈ G^α/Γ(α + 1),
-  ∂ log G/∂α = (ψ(α + 1) − log G)/α, exact to float precision for G < 1e-20. (jax's own
+  ∂ log G/∂α = (ψ(α + 1) − log G)/α, exact to the dtype's precision below G = 1e-13
+  (float32) or 1e-20 (float64). (jax's own
   derivative evaluates the implicit one at G = tiny there, which biases Beta(0.01, 0.01)
   pathwise gradients by 8 standard errors.)
 """
@@ -31,15 +32,17 @@ from .validation import VALIDATE_ARGS
 
 __all__ = ["Gamma", "Beta", "Dirichlet"]
 
-# Below G = e^-46 ≈ 1e-20 the small-G limit of ∂ log G/∂α is exact to float64 rounding
-# (the neglected terms are O(G)); above it the implicit derivative is computed directly.
-_SMALL_LOG_G = -46.0
+# Below these the small-G limit of ∂ log G/∂α is used; its neglected terms are O(G), under the
+# dtype's rounding: G = e^-46 ≈ 1e-20 in float64, G = e^-30 ≈ 1e-13 in float32 (lower, the
+# implicit derivative's own derivative overflows float32 near G = 5e-20, so second derivatives
+# of Gamma(0.1) were −inf/NaN). Above them the implicit derivative is computed directly.
+_SMALL_LOG_G = {64: -46.0, 32: -30.0}
 
 
 @jax.jit  # one compiled kernel also in eager mode (random_gamma_grad op by op costs 0.3 s a call)
 def _d_log_gamma(concentration, log_g):
     """∂ log G/∂α at fixed CDF value, for G = exp(log_g) ~ Gamma(α, 1)."""
-    small = log_g < _SMALL_LOG_G
+    small = log_g < _SMALL_LOG_G.get(jnp.finfo(log_g.dtype).bits, -30.0)
     g = jnp.exp(jnp.where(small, 0.0, log_g))
     implicit = jax.lax.random_gamma_grad(concentration, g) / g
     limit = (special.digamma(concentration + 1.0) - log_g) / concentration

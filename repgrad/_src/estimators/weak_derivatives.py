@@ -106,9 +106,11 @@ def _gamma_rate(conc, rate, key, shape, coupled):
     if coupled:
         extra = jax.random.exponential(k1, shape, dtype) / rate
         return c, same, (lambda x: x.astype(extra.dtype) + extra)
-    x_plus = jax.random.gamma(k1, conc, shape, dtype) / rate
-    x_minus = jax.random.gamma(k2, conc + 1.0, shape, dtype) / rate
-    return c, x_plus, x_minus
+    # Kept inside the support as the family's own draws are: a small concentration rounds
+    # many Gamma draws to 0 in float32, where an f such as log x is −inf.
+    info = jnp.finfo(dtype)
+    inside = lambda g: jnp.clip(g / rate, info.tiny, info.max)
+    return c, inside(jax.random.gamma(k1, conc, shape, dtype)), inside(jax.random.gamma(k2, conc + 1.0, shape, dtype))
 
 
 def _gamma(d, key, shape, coupled):
