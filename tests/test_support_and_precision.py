@@ -319,3 +319,11 @@ def test_poisson_rate_beyond_int32_draws_names_x64():
         pytest.skip("64-bit mode draws int64")
     with pytest.raises(ValueError, match="jax_enable_x64"):
         rg.Poisson(jnp.float32(3e9))
+
+
+def test_categorical_all_zero_probs_raise():
+    """All-zero probs passed the [0, 1] check and normalized to NaN."""
+    with pytest.raises(ValueError, match="positive entry along the last axis"):
+        rg.Categorical(probs=jnp.zeros(3))
+    with pytest.raises(ValueError, match=r"index \(1,\)"):
+        rg.Categorical(probs=jnp.array([[0.5, 0.5], [0.0, 0.0]]))

@@ -239,7 +239,8 @@ class Distribution:
         """``(key, sample_shape) -> (x, log_prob)`` for score-function estimators
         (``core.protocol.draw_scored``), where it beats evaluating ``log_prob`` at the draw:
         families with exact log-coordinates (Gamma, Beta, Dirichlet, LogNormal), and
-        low-precision parameters (the log-density of the float32 draw, in float32). ``None``
+        low-precision parameters (the log-density of the float32 draw, computed in float32 and
+        returned in the parameters' dtype). ``None``
         otherwise, so the estimators evaluate ``log_prob`` at the (sharded) draw as before.
         """
         if not self._exact_log_prob and self._working() is self:

@@ -66,6 +66,14 @@ def _inside_probs_jvp(low, high, primals, tangents):
     return _inside_probs(p, low, high), dp * _one_nan_beyond_first(p, edge)
 
 
+_SOME_PROBABILITY = v.Rule(
+    ("probs",),
+    lambda xp, p: xp.sum(p, axis=-1) > 0,
+    "probs must have a positive entry along the last axis (all zeros normalize to NaN)",
+    "give at least one category a positive probability",
+)
+
+
 class Bernoulli(Distribution):
     """Bernoulli(logits=...) or Bernoulli(probs=...); samples are floats 0./1.
 
@@ -134,7 +142,7 @@ class Categorical(Distribution):
         logits, probs = _logits_from(logits, probs, "Categorical")
         if logits is None:
             (probs,) = _as_float(probs)
-            v.check("Categorical", validate_args, (v.unit_interval("probs", "logits="),), {"probs": probs})
+            v.check("Categorical", validate_args, (v.unit_interval("probs", "logits="), _SOME_PROBABILITY), {"probs": probs})
             logits = jnp.log(probs)
         (logits,) = _as_float(logits)
         if logits.ndim < 1:
