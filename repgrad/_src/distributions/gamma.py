@@ -40,13 +40,44 @@ _SMALL_LOG_G = {64: -46.0, 32: -30.0}
 
 
 @jax.jit  # one compiled kernel also in eager mode (random_gamma_grad op by op costs 0.3 s a call)
-def _d_log_gamma(concentration, log_g):
-    """∂ log G/∂α at fixed CDF value, for G = exp(log_g) ~ Gamma(α, 1)."""
+def _d_log_gamma_direct(concentration, log_g):
     small = log_g < _SMALL_LOG_G.get(jnp.finfo(log_g.dtype).bits, -30.0)
     g = jnp.exp(jnp.where(small, 0.0, log_g))
     implicit = jax.lax.random_gamma_grad(concentration, g) / g
     limit = (special.digamma(concentration + 1.0) - log_g) / concentration
     return jnp.where(small, limit, implicit)
+
+
+def _forward_partials(fn):
+    """``fn`` (elementwise in its arguments) with derivatives of every order computed by
+    forward mode inside a custom JVP, each partial as a value.
+
+    jax's ``random_gamma_grad`` is a ``while_loop``: forward mode through it works, reverse
+    mode does not. Here the JVP is Σᵢ ∂ᵢfn · tᵢ with each ∂ᵢfn computed by ``jax.jvp`` (and
+    itself wrapped the same way), a product that reverse mode can transpose: so
+    ``jax.grad(jax.grad(...))`` and deeper work, not only ``jax.hessian``.
+    """
+
+    @jax.custom_jvp
+    def wrapped(*args):
+        return fn(*args)
+
+    @wrapped.defjvp
+    def wrapped_jvp(primals, tangents):
+        args = jnp.broadcast_arrays(*primals)
+        out = wrapped(*args)
+        tangent = jnp.zeros_like(out)
+        for i, t in enumerate(tangents):
+            unit = tuple(jnp.ones_like(a) if j == i else jnp.zeros_like(a) for j, a in enumerate(args))
+            partial = _forward_partials(lambda *a, unit=unit: jax.jvp(fn, a, unit)[1])
+            tangent = tangent + partial(*args) * t
+        return out, tangent
+
+    return wrapped
+
+
+# ∂ log G/∂α at fixed CDF value, for G = exp(log_g) ~ Gamma(α, 1).
+_d_log_gamma = _forward_partials(_d_log_gamma_direct)
 
 
 @jax.custom_jvp
