@@ -15,6 +15,7 @@ The families are re-exported here for repgrad's own modules; users import them f
 """
 
 from .base import Distribution as Distribution
+from .base import to_positive_support as to_positive_support
 from .continuous import Exponential as Exponential
 from .continuous import Laplace as Laplace
 from .continuous import Logistic as Logistic

@@ -107,6 +107,14 @@ def _clip(x, low, high, *, may_overflow=False):
     return inside + delta
 
 
+def to_positive_support(x):
+    """``x`` kept in [tiny, max] — the floats strictly inside (0, ∞) — with ``x``'s own
+    derivatives: draws that rounded to 0 (a small Gamma concentration, a very negative
+    log-normal draw) or overflowed to inf move back inside, where log x is finite."""
+    info = jnp.finfo(x.dtype)
+    return _clip(x, float(info.tiny), float(info.max), may_overflow=True)
+
+
 class Distribution:
     """Base class: a pytree over the parameters named in ``_params``.
 

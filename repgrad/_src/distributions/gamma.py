@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from jax.scipy import special
 
 from . import validation as v
-from .base import Distribution, _as_float, _at_rank, _broadcast_params, _clip, _sg, _to
+from .base import Distribution, _as_float, _at_rank, _broadcast_params, _clip, _sg, _to, to_positive_support
 from .validation import VALIDATE_ARGS
 
 __all__ = ["Gamma", "Beta", "Dirichlet"]
@@ -161,8 +161,7 @@ class Gamma(Distribution):
         return jnp.exp(self._log_sample(key, shape))
 
     def _to_support(self, x):
-        info = jnp.finfo(x.dtype)
-        return _clip(x, float(info.tiny), float(info.max), may_overflow=True)
+        return to_positive_support(x)
 
     def _draw_with_log_prob(self, key, shape):
         log_x = _sg(self)._log_sample(key, shape)  # the draw, held fixed

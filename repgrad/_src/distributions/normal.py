@@ -6,7 +6,16 @@ import jax
 import jax.numpy as jnp
 
 from . import validation as v
-from .base import _LOG_SQRT_2PI, Distribution, _as_float, _at_rank, _broadcast_params, _clip, _sg, _to
+from .base import (
+    _LOG_SQRT_2PI,
+    Distribution,
+    _as_float,
+    _at_rank,
+    _broadcast_params,
+    _sg,
+    _to,
+    to_positive_support,
+)
 from .validation import VALIDATE_ARGS
 
 __all__ = ["Normal", "MultivariateNormalDiag", "MultivariateNormalTri", "LogNormal"]
@@ -173,8 +182,7 @@ class LogNormal(Distribution):
         return jnp.exp(self._normal()._sample(key, shape))
 
     def _to_support(self, x):
-        info = jnp.finfo(x.dtype)
-        return _clip(x, float(info.tiny), float(info.max), may_overflow=True)
+        return to_positive_support(x)
 
     def _draw_with_log_prob(self, key, shape):
         log_x = _sg(self._normal())._sample(key, shape)  # the draw, held fixed

@@ -108,9 +108,9 @@ def _gamma_rate(conc, rate, key, shape, coupled):
         return c, same, (lambda x: x.astype(extra.dtype) + extra)
     # Kept inside the support as the family's own draws are: a small concentration rounds
     # many Gamma draws to 0 in float32, where an f such as log x is −inf.
-    info = jnp.finfo(dtype)
-    inside = lambda g: jnp.clip(g / rate, info.tiny, info.max)
-    return c, inside(jax.random.gamma(k1, conc, shape, dtype)), inside(jax.random.gamma(k2, conc + 1.0, shape, dtype))
+    x_plus = _d.to_positive_support(jax.random.gamma(k1, conc, shape, dtype) / rate)
+    x_minus = _d.to_positive_support(jax.random.gamma(k2, conc + 1.0, shape, dtype) / rate)
+    return c, x_plus, x_minus
 
 
 def _gamma(d, key, shape, coupled):
