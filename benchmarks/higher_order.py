@@ -16,7 +16,7 @@ Usage::
     python benchmarks/higher_order.py            # N ∈ {100, 10000}, D ∈ {10, 1000}
     python benchmarks/higher_order.py --small    # tiny cells (smoke test)
 
-Writes a markdown table to stdout and to ``benchmarks/out/higher_order.md``.
+Writes a markdown table to stdout and to ``benchmarks/out/higher_order.md`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def compare(a, b, args, rounds, budget_s):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny cells, few rounds (smoke test)")
+    parser.add_argument("--out", default=None, help="markdown output (default benchmarks/out/higher_order.md)")
     args = parser.parse_args(argv)
     cells = [(64, 4)] if args.small else [(100, 10), (100, 1000), (10000, 10), (10000, 1000)]
     rounds, budget = (15, 5.0) if args.small else (200, 30.0)
@@ -135,9 +136,10 @@ def main(argv=None):
     )
     table = header + body + meta
     print(table)
-    out = Path(__file__).resolve().parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "higher_order.md").write_text(table)
+    out = Path(args.out) if args.out else Path(__file__).resolve().parent / "out" / "higher_order.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    return rows
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ Usage::
     python benchmarks/measure_valued_memory.py           # N ∈ {1e3, 1e4, 1e5}, D ∈ {10, 100}
     python benchmarks/measure_valued_memory.py --small   # tiny cells (smoke test)
 
-Writes a markdown table to stdout and to ``benchmarks/out/measure_valued_memory.md``.
+Writes a markdown table to stdout and to ``benchmarks/out/measure_valued_memory.md`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def cell(n, d, chunk, run):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true")
+    parser.add_argument("--out", default=None, help="markdown output (default benchmarks/out/measure_valued_memory.md)")
     args = parser.parse_args(argv)
     if args.small:
         grid = [(64, 4, None, True), (64, 4, 16, True)]
@@ -87,9 +88,10 @@ def main(argv=None):
     )
     table = header + body + meta
     print(table)
-    out = Path(__file__).resolve().parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "measure_valued_memory.md").write_text(table)
+    out = Path(args.out) if args.out else Path(__file__).resolve().parent / "out" / "measure_valued_memory.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    return rows
 
 
 if __name__ == "__main__":
