@@ -6,6 +6,7 @@ import operator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def check_num_samples(num_samples, minimum: int = 1, why: str = "") -> int:
@@ -53,3 +54,41 @@ def check_callable(f, what: str, example: str):
     if not callable(f):
         raise TypeError(f"{what} must be callable, got {type(f).__name__}; e.g. {example}.")
     return f
+
+
+def _differentiable(leaf) -> bool:
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, complex)) and not isinstance(
+        leaf, bool
+    ) and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+
+
+def partition_params(params):
+    """``(diff, static)``: the floating-point array leaves of ``params`` (others ``None``), and the
+    rest (activation functions, integers, booleans, keys of an Equinox module or a Flax NNX
+    ``State``; the floating leaves ``None``), as ``equinox.partition(params, is_inexact_array)``.
+
+    Gradients are taken with respect to ``diff`` only, so their pytree has ``None`` where
+    ``params`` holds something that has no gradient. ``params`` with no floating-point leaf at
+    all raise a ``TypeError`` naming the fix.
+    """
+    diff = jax.tree_util.tree_map(lambda a: a if _differentiable(a) else None, params)
+    if not jax.tree_util.tree_leaves(diff):
+        kinds = sorted({_kind(a) for a in jax.tree_util.tree_leaves(params)}) or ["nothing"]
+        raise TypeError(
+            f"params must hold floating-point arrays to differentiate, got {', '.join(kinds)}. Cast "
+            "them, e.g. jnp.asarray(params, jnp.float32) (integer params have no gradient; keep "
+            "integers, booleans and functions beside floating-point leaves and they are passed "
+            "through with a None gradient)."
+        )
+    static = jax.tree_util.tree_map(lambda a: None if _differentiable(a) else a, params)
+    return diff, static
+
+
+def combine_params(diff, static):
+    """The inverse of :func:`partition_params`."""
+    return jax.tree_util.tree_map(lambda a, b: b if a is None else a, diff, static, is_leaf=lambda a: a is None)
+
+
+def _kind(leaf) -> str:
+    dtype = getattr(leaf, "dtype", None)
+    return f"arrays of dtype {dtype}" if dtype is not None else type(leaf).__name__

@@ -29,6 +29,8 @@ class Problem(NamedTuple):
       sample_sharding: ``None`` or a ``jax.sharding.Sharding`` for the sample axis.
       dist: the user's ``dist`` callable (for estimators that rebuild it, e.g. at ⊥params).
       params: the user's params.
+      user_f: the user's f (value only) when ``f`` was rewritten (e.g. into f − c·h by a control
+        variate), so that checks of f's own path derivative read the user's f.
     """
 
     f: Callable[..., Any]
@@ -38,6 +40,7 @@ class Problem(NamedTuple):
     sample_sharding: jax.sharding.Sharding | None
     dist: Callable[[Any], Any]
     params: Any
+    user_f: Callable[..., Any] | None = None
 
     def evaluate(self, x, num: int | None = None):
         """``(values (num,), aux)`` of f over the stacked samples ``x`` (sharded first)."""
@@ -53,8 +56,13 @@ class Problem(NamedTuple):
         f = self.f
         return (lambda x, *a: f(x, *a)[0]) if self.has_aux else f
 
+    @property
+    def source_f(self) -> Callable[..., Any]:
+        """The user's f, value only: ``source_f(x, *args)`` is a scalar."""
+        return self.user_f if self.user_f is not None else self.f_value
+
     def replace_f(self, f, has_aux: bool | None = None) -> Problem:
-        return self._replace(f=f, has_aux=self.has_aux if has_aux is None else has_aux)
+        return self._replace(f=f, has_aux=self.has_aux if has_aux is None else has_aux, user_f=self.source_f)
 
 
 class Out(NamedTuple):

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import distributions as _d
+from . import kernels
 
 
 def resolve_dist(dist, params):
@@ -125,6 +126,109 @@ def check_fixed_support(d) -> None:
         )
 
 
+# Peers' families whose log-density is not twice differentiable in a parameter (repgrad's own
+# declare ``log_prob_smoothness``): |x − loc| has a kink at x = loc, the triangle one at its peak.
+_PEER_SMOOTHNESS = {
+    "Laplace": {"loc": 1},
+    "AsymmetricLaplace": {"loc": 1},
+    "AsymmetricLaplaceQuantile": {"loc": 1},
+    "Triangular": {"peak": 1},
+}
+# Peers' families whose support moves with a parameter, by name (numpyro's are also read off
+# their ``support`` constraint). Others cannot be detected: a ``TransformedDistribution``
+# through a bijector with learned parameters, a mixture of them; the README says so.
+_PEER_MOVING_SUPPORT = {
+    "Pareto": ("scale",),
+    "TruncatedNormal": ("low", "high"),
+    "TruncatedCauchy": ("low", "high"),
+    "Triangular": ("low", "high"),
+    "PERT": ("low", "high"),
+    "GeneralizedPareto": ("loc", "scale", "concentration"),
+    "Uniform": ("low", "high"),
+    "Clipped": ("minimum", "maximum"),
+    "ClippedNormal": ("minimum", "maximum"),
+    "ClippedLogistic": ("minimum", "maximum"),
+}
+_WRAPPED = ("distribution", "base_dist", "base_distribution")
+
+
+def _components(d, depth: int = 4):
+    """``d`` and the distributions it wraps (Independent, Sample, Masked, Expanded, ...)."""
+    yield d
+    if depth:
+        for name in _WRAPPED:
+            inner = getattr(d, name, None)
+            if inner is not None and inner is not d and hasattr(inner, "log_prob"):
+                yield from _components(inner, depth - 1)
+
+
+def _support_bounds(support, depth: int = 4):
+    """The array-valued bounds of a numpyro constraint (``lower_bound``, ``upper_bound``, ...)."""
+    bounds = []
+    for name in ("lower_bound", "upper_bound", "low", "high"):
+        value = getattr(support, name, None)
+        if value is not None and not callable(value):
+            bounds.append(value)
+    inner = getattr(support, "base_constraint", None)
+    if inner is not None and depth:
+        bounds += _support_bounds(inner, depth - 1)
+    return bounds
+
+
+def _smoothness_error(d, param: str) -> kernels.DerivativeOrderError:
+    return kernels.DerivativeOrderError(
+        f"a score-function second derivative in {type(d).__name__}'s {param} would be biased: its "
+        f"log-density is not twice differentiable in {param} (it has a kink at x = {param}, so "
+        f"∂²p/∂{param}² has a point mass that the estimate ∇²p(x)/p(x) never sees). Differentiate "
+        f"{param} only once with a score-function estimator, or use the pathwise estimator "
+        "(rg.pathwise(), rg.sample(..., estimator='pathwise')), exact at every order for a smooth f."
+    )
+
+
+def _moving_support_error(d, params) -> TypeError:
+    return TypeError(
+        f"score-function estimators cannot differentiate {type(d).__name__} in {', '.join(params)}: "
+        "its support moves with them, so the score-function gradient misses the boundary terms of "
+        "∂/∂θ ∫ p_θ(x) f(x) dx and would be silently biased. Use repgrad.pathwise_grad (or "
+        "estimator='pathwise', rg.sample(..., estimator='pathwise')), which differentiates the "
+        "samples themselves, or hold those parameters fixed."
+    )
+
+
+def score_guards(d):
+    """A zero scalar to add to ``d``'s log-densities in score-function estimators: it raises at
+    trace time on derivatives those estimators would get wrong.
+
+    - a second derivative in a parameter whose log-density is smooth to first order only
+      (``log_prob_smoothness`` of repgrad's families; a peer's Laplace ``loc``):
+      ``DerivativeOrderError``;
+    - any derivative in a parameter its support moves with (a numpyro family's ``support``
+      bounds; a peer's Pareto ``scale``, TruncatedNormal ``low``/``high``): ``TypeError``.
+    """
+    total = jnp.zeros(())
+    for part in _components(d):
+        name = type(part).__name__
+        own = isinstance(part, _d.Distribution)
+        smooth = getattr(part, "log_prob_smoothness", None) if own else _PEER_SMOOTHNESS.get(name)
+        for param, order in (smooth or {}).items():
+            value = getattr(part, param, None)
+            if value is not None and order < 2:
+                total = total + kernels.first_order_in(value, _smoothness_error(part, param))
+        if own:
+            continue
+        moving = [p for p in _PEER_MOVING_SUPPORT.get(name, ()) if getattr(part, p, None) is not None]
+        bounds = [getattr(part, p) for p in moving]
+        if hasattr(part, "has_rsample") and hasattr(part, "support"):  # numpyro: read the constraint
+            try:
+                bounds += _support_bounds(part.support)
+                moving = moving or ["the bounds of its support"]
+            except Exception:  # a support that cannot be read: fall back to the name table
+                pass
+        if bounds:
+            total = total + kernels.constant_in(bounds, _moving_support_error(part, moving))
+    return total
+
+
 def draw_scored(d, key, num_samples: int, shard=lambda x: x, *, joint: bool = True):
     """Stop-gradient samples and their log-densities, differentiable in ``d``'s parameters, for
     score-function estimators: (num_samples,) joint log-densities, or ``joint=False`` the
@@ -134,6 +238,10 @@ def draw_scored(d, key, num_samples: int, shard=lambda x: x, *, joint: bool = Tr
     (e.g. Beta draws that round to 1.0, Gamma draws below the smallest normal float) gives its
     log-density from the exact log-coordinates of the draw (``_sample_and_log_prob``), so the
     score stays finite and unbiased; any other distribution evaluates ``log_prob`` at the draw.
+
+    The log-densities carry ``score_guards(d)``: a second derivative in a parameter whose
+    log-density has a kink (a Laplace's ``loc``) and any derivative in a parameter the support
+    moves with (a peer's Pareto ``scale``) raise at trace time.
     """
     check_fixed_support(d)  # every score-function path draws here: biased for a moving support
     own = getattr(d, "_sample_and_log_prob", None) if isinstance(d, _d.Distribution) else None
@@ -143,7 +251,7 @@ def draw_scored(d, key, num_samples: int, shard=lambda x: x, *, joint: bool = Tr
     else:
         x = shard(jax.lax.stop_gradient(draw(d, key, num_samples)))
         lp = d.log_prob(x)
-    lp = jnp.asarray(lp)
+    lp = jnp.asarray(lp) + score_guards(d).astype(jnp.result_type(lp))
     return (x, jnp.sum(jnp.reshape(lp, (num_samples, -1)), axis=1)) if joint else (x, lp)
 
 

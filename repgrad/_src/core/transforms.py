@@ -116,8 +116,9 @@ def _transform(kind, doc, arrange):
 
         def fn(params, key, *args, **kwargs):
             state, control = spec.call_inputs(key, kwargs)
-            surrogate = lambda p: _loss_and_out(spec.run(p, key, args, state, control))
-            grads, out = jax.grad(surrogate, has_aux=True)(params)
+            diff, static = checks.partition_params(params)
+            surrogate = lambda p: _loss_and_out(spec.run(checks.combine_params(p, static), key, args, state, control))
+            grads, out = jax.grad(surrogate, has_aux=True)(diff)
             return spec.wrap(arrange(grads, out, spec.has_aux), out)
 
         return spec.finish(fn, kind, doc)

@@ -5,21 +5,24 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..core import kernels
+from ..core import kernels, path
 from ..core.estimator import Estimator, Out
 from . import _discrete
 
 _sg = jax.lax.stop_gradient
 
 ZERO_RELAXED = (
-    "gumbel_softmax: f's gradient w.r.t. the relaxed sample is structurally zero (f thresholds or "
-    "rounds its input), so the relaxed gradient would be exactly 0. f must be differentiable at "
-    "relaxed points; otherwise use an unbiased discrete estimator (rg.disarm(), rg.score(...))."
+    "f is evaluated at relaxed samples and must be differentiable there; use an unbiased discrete "
+    "estimator instead (rg.disarm(), rg.score(baseline='loo'), rg.enumeration())."
 )
 
 
-def relaxed_sample(d, key, num_samples: int, temperature, straight_through: bool, estimator: str):
-    """(N, ...) relaxed samples of a Bernoulli (in (0, 1)) or Categorical (on the simplex)."""
+def relaxed_sample(d, key, num_samples: int, temperature, straight_through: bool, estimator: str, watch=()):
+    """(N, ...) relaxed samples of a Bernoulli (in (0, 1)) or Categorical (on the simplex).
+
+    ``watch``: f's own arguments; with ``straight_through`` a second derivative that moves
+    them together with the logits (a mixed derivative of the biased gradient) is refused.
+    """
     kind = _discrete.kind_of(d, estimator)
     logits = jnp.asarray(d.logits)
     shape = (num_samples,) + logits.shape
@@ -34,7 +37,7 @@ def relaxed_sample(d, key, num_samples: int, temperature, straight_through: bool
         soft = jax.nn.softmax(z / tau, axis=-1)
         hard = jax.nn.one_hot(jnp.argmax(z, axis=-1), logits.shape[-1], dtype=logits.dtype)
     if straight_through:  # hard forward (exactly), soft backward; no objective has its higher derivatives
-        return hard + kernels.first_order(soft - _sg(soft), "straight_through_gumbel_softmax")
+        return hard + kernels.first_order(soft - _sg(soft), "straight_through_gumbel_softmax", watch=watch)
     return soft
 
 
@@ -86,9 +89,9 @@ def gumbel_softmax(*, temperature: float | jax.Array = 1.0, straight_through: bo
     max_order = 1 if straight_through else None
 
     def surrogate(problem, d, key, state, control):
-        x = relaxed_sample(d, key, problem.num_samples, temperature, straight_through, name)
+        x = relaxed_sample(d, key, problem.num_samples, temperature, straight_through, name, watch=problem.args)
         values, aux = problem.evaluate(x)
-        values = kernels.require_path_derivative(values, kernels.dist_params(d, problem.params), ZERO_RELAXED)
+        values = path.checked_values(problem, d, x, values, name, ZERO_RELAXED)
         value = jnp.mean(values)
         return Out(value, value, aux)
 

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..core import kernels, protocol
+from ..core import path, protocol
 from ..core.estimator import Estimator, Out
 from ..variance_reduction.compose import with_control_variate
-
-ZERO_PATH = (
-    "pathwise: the gradient of f(x(params)) w.r.t. params is structurally zero — f is piecewise "
-    "constant in x (e.g. a comparison or .astype(int)), or the distribution's sampler carries no "
-    "gradient. The pathwise estimate would be exactly 0 whatever the true gradient is. Use "
-    "repgrad.score_grad (any f) or repgrad.measure_valued_grad instead. (If f truly does not "
-    "depend on x, its gradient is 0: pass rg.pathwise(allow_zero_gradient=True).)"
-)
 
 
 def pathwise(*, allow_zero_gradient: bool = False, control_variate=None) -> Estimator:
@@ -36,12 +28,19 @@ def pathwise(*, allow_zero_gradient: bool = False, control_variate=None) -> Esti
     constant of f (Mohamed et al., 2020, §5). Unbiased at every derivative order that the
     sampler supports (x = g(θ, ε) is differentiated as often as asked).
 
-    A gradient that is *structurally* zero — f piecewise constant in x, or a sampler that
-    carries no gradient — raises ``repgrad.ZeroGradientError`` at trace time, since the
-    estimate would be 0 whatever the true gradient is.
+    Where the pathwise gradient cannot be right, differentiating in the distribution's
+    parameters raises ``repgrad.ZeroGradientError`` at trace time: f constant or piecewise
+    constant in x (a comparison, ``jnp.heaviside``, ``astype(int)``: the estimate would be 0
+    whatever the true gradient is), f with a jump (a piecewise-constant term added to a smooth
+    one, ``x[0] ** 2 + (x[1] > 0)``: the jump's contribution would be missed), or a sampler
+    that carries no gradient. f is read from its jaxpr once per trace (``core/dependence.py``),
+    whatever else is differentiated at the same time (``argnums=(0, 2)``, ``jax.jvp``), also
+    under a control variate. Continuous f with kinks (ReLU, ``abs``, ``max``) are fine.
+    Derivatives in f's own arguments alone are exact for any f.
 
     Args:
-      allow_zero_gradient: skip that check (for an f that truly does not depend on x).
+      allow_zero_gradient: skip those checks (for an f that truly does not depend on x, or
+        whose discontinuities you have ruled out).
       control_variate: ``None``, ``"delta"`` or a ``repgrad.ControlVariate``; see
         ``repgrad.with_control_variate``.
 
@@ -64,7 +63,7 @@ def pathwise(*, allow_zero_gradient: bool = False, control_variate=None) -> Esti
         x = protocol.draw_reparameterized(d, key, problem.num_samples)
         values, aux = problem.evaluate(x)
         if not allow_zero_gradient:
-            values = kernels.require_path_derivative(values, kernels.dist_params(d, problem.params), ZERO_PATH)
+            values = path.checked_values(problem, d, x, values)
         value = jnp.mean(values)
         return Out(value, value, aux)
 

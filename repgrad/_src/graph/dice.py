@@ -28,7 +28,8 @@ def dice(costs, log_probs, *, dependence: str = "causal", baselines=None):
     - ``"elementwise"`` (a plate): cost i depends on node i only;
     - ``"all"``: every cost depends on every node (whole-return REINFORCE).
 
-    ``costs`` and ``log_probs`` have the same leading axis (time steps or plate elements;
+    ``costs`` (floating, or integer/boolean: counts and success flags are summed in the
+    log-probabilities' floating dtype) and ``log_probs`` have the same leading axis (time steps or plate elements;
     trailing axes are summed for the log-probabilities). The log-probabilities are of the
     *sampled* values (stop-gradient samples) as differentiable functions of the parameters;
     costs may depend on other parameters too (their pathwise derivatives are kept, and mixed
@@ -79,6 +80,8 @@ def dice(costs, log_probs, *, dependence: str = "causal", baselines=None):
         upstream = lp
     else:
         upstream = jnp.broadcast_to(jnp.sum(lp), lp.shape)
+    if not jnp.issubdtype(cost.dtype, jnp.floating):  # integer or boolean costs: in float, as the score needs
+        cost = cost.astype(lp.dtype)
     w = cost.astype(lp.dtype)
     # value Σ c exactly, plus terms that are 0 in value and carry the derivatives
     total = jnp.sum(cost) + jnp.sum(w * (magic_box(upstream) - 1.0)).astype(cost.dtype)

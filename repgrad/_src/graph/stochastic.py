@@ -9,8 +9,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.extend import core as jcore
 
-from ..core import checks, protocol
+from ..core import checks, dependence, kernels, protocol
 from ..core.kernels import magic_box
 from ..variance_reduction.baselines import leave_one_out
 
@@ -30,9 +31,13 @@ class _Cost(NamedTuple):
 
 
 class _Graph:
-    def __init__(self):
+    def __init__(self, tags=None):
         self.nodes: list[_Node] = []
         self.costs: list[_Cost] = []
+        self.pathwise: list = []  # (shape-dtype, distribution name) of each pathwise node's sample
+        self.tags = tags  # when reading the graph's jaxpr: one input per pathwise node, added to it
+        # rg.sample/rg.cost must run in this trace, not inside a jax.vmap/lax.scan/jit of fn's own
+        self.trace = jcore.get_opaque_trace_state(convention="repgrad")
 
 
 def _current(what: str) -> _Graph:
@@ -42,7 +47,17 @@ def _current(what: str) -> _Graph:
             "objective = rg.stochastic(fn) and call objective(params, key, *args). Outside one, "
             "sample with dist.sample(key) directly."
         )
-    return _STACK[-1]
+    graph = _STACK[-1]
+    if jcore.get_opaque_trace_state(convention="repgrad") != graph.trace:
+        raise RuntimeError(
+            f"{what} was called inside a JAX transformation of the function given to rg.stochastic "
+            "(its own jax.vmap, lax.scan, lax.fori_loop, lax.cond, jax.jit or jax.checkpoint): "
+            "stochastic nodes and costs must be recorded at the function's top level, where "
+            "rg.stochastic can see them. For a rollout inside lax.scan, return the per-step "
+            "log-probabilities and costs and use rg.dice(costs, log_probs, dependence='causal'); "
+            "for independent copies, use num_samples= (or rg.sample(..., plate=True))."
+        )
+    return graph
 
 
 def sample(key, dist, *, estimator: str = "pathwise", plate: bool = False):
@@ -77,7 +92,14 @@ def sample(key, dist, *, estimator: str = "pathwise", plate: bool = False):
     if estimator == "pathwise":
         if plate:
             raise ValueError("plate=True is for score nodes; a pathwise node records no score term.")
-        return protocol.draw_reparameterized(dist, key, 1, "rg.sample(estimator='pathwise')")[0]
+        x = jax.tree_util.tree_map(
+            lambda a: a[0], protocol.draw_reparameterized(dist, key, 1, "rg.sample(estimator='pathwise')")
+        )
+        if graph.tags is not None:  # reading the graph: the node's sample is a source
+            x = jax.tree_util.tree_map(jnp.add, x, graph.tags[len(graph.pathwise)])
+        shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), x)
+        graph.pathwise.append((shapes, type(dist).__name__))
+        return x
     x, log_prob = protocol.draw_scored(dist, key, 1, joint=False)
     x, log_prob = x[0], log_prob[0]
     graph.nodes.append(_Node(log_prob if plate else jnp.sum(log_prob), plate))
@@ -89,14 +111,25 @@ def cost(value):
     objective, as a cost that depends only on the score nodes sampled *before* this call.
 
     Recording per-step costs as they arise gives reward-to-go weighting (Schulman et al.'s
-    causality): a score node is weighted only by costs downstream of it. Returns ``value``.
+    causality): a score node is weighted only by costs downstream of it. Integer and boolean
+    costs (a count, a success flag) are legitimate for score nodes and are summed in floating
+    point. Returns ``value``.
     """
     graph = _current("rg.cost")
     value = jnp.asarray(value)
-    if not jnp.issubdtype(value.dtype, jnp.floating):
-        raise TypeError(f"rg.cost takes a floating-point cost, got dtype {value.dtype}.")
+    if not (jnp.issubdtype(value.dtype, jnp.number) or value.dtype == jnp.bool_):
+        raise TypeError(f"rg.cost takes a numeric cost, got dtype {value.dtype}.")
     graph.costs.append(_Cost(value, len(graph.nodes)))
     return value
+
+
+def _float_dtype(costs, log_probs):
+    """The objective's dtype: the costs' when floating, else (integer or boolean costs, which the
+    score function takes as they are) the log-probabilities' or JAX's default float."""
+    dtype = jnp.result_type(*costs)
+    if jnp.issubdtype(dtype, jnp.floating):
+        return dtype
+    return jnp.result_type(*log_probs) if log_probs else jax.dtypes.canonicalize_dtype(float)
 
 
 def _upstream(node: _Node, shape):
@@ -113,9 +146,9 @@ def _downstream(c: _Cost, node: _Node):
     return jnp.broadcast_to(jnp.sum(c.value), node.log_prob.shape)
 
 
-def _run(fn, params, key, args):
-    """(value, DiCE surrogate without baselines, [node log-probs], [downstream costs]) for one sample."""
-    graph = _Graph()
+def _record(fn, params, key, args, tags=None) -> _Graph:
+    """Runs fn once, collecting its nodes and costs (the returned cost last)."""
+    graph = _Graph(tags)
     _STACK.append(graph)
     try:
         out = fn(params, key, *args)
@@ -131,8 +164,18 @@ def _run(fn, params, key, args):
         graph.costs.append(_Cost(out, len(graph.nodes)))
     if not graph.costs:
         raise TypeError("the function given to rg.stochastic returned None and recorded no rg.cost.")
-    dtype = jnp.result_type(*[c.value for c in graph.costs])
-    value = sum(jnp.sum(c.value).astype(dtype) for c in graph.costs)
+    dtype = _float_dtype([c.value for c in graph.costs], [n.log_prob for n in graph.nodes])
+    graph.costs = [c._replace(value=c.value.astype(dtype)) for c in graph.costs]
+    return graph
+
+
+def _run(fn, params, key, args, seen):
+    """(value, DiCE surrogate without baselines, [node log-probs], [downstream costs]) for one sample;
+    appends the graph's pathwise nodes to ``seen``."""
+    graph = _record(fn, params, key, args)
+    seen.extend(graph.pathwise)
+    dtype = jnp.result_type(graph.costs[0].value)
+    value = sum(jnp.sum(c.value) for c in graph.costs)
     surrogate = jnp.zeros((), dtype)
     for c in graph.costs:
         if c.after == 0:
@@ -145,6 +188,30 @@ def _run(fn, params, key, args):
         for w, n in enumerate(graph.nodes)
     ]
     return value, surrogate, [n.log_prob for n in graph.nodes], downstream
+
+
+def _check_pathwise(total, fn, params, key, args, nodes):
+    """``total``, raising when differentiated in ``params`` if the costs depend on a pathwise node
+    only piecewise-constantly or through a jump (read off the graph's jaxpr, each node's sample a
+    source): the pathwise derivative would miss that dependence."""
+
+    def total_cost(*tags):
+        graph = _record(fn, params, key, args, tags)
+        return sum(jnp.sum(c.value) for c in graph.costs)
+
+    states = dependence.dependence(total_cost, [shape for shape, _ in nodes], list(range(len(nodes))))
+    bad = [(i, s) for i, s in enumerate(states or ()) if s in (dependence.PIECEWISE, dependence.JUMP)]
+    if not bad:
+        return total
+    i, state = bad[0]
+    how = "only through piecewise-constant operations" if state == dependence.PIECEWISE else "through a jump"
+    message = (
+        f"rg.stochastic: the cost depends on pathwise node #{i} (an rg.sample of {nodes[i][1]} with "
+        f"estimator='pathwise', in program order) {how} (a comparison, floor, astype(int), argmax, "
+        "...), which its pathwise derivative cannot see, so the gradient would be biased. Sample "
+        "that node with rg.sample(..., estimator='score'), or make the cost continuous in it."
+    )
+    return kernels.require_path_derivative(total, None, params, message, refused=True, structural=False)
 
 
 def stochastic(
@@ -209,8 +276,11 @@ def stochastic(
     def objective(params, key, *args):
         checks.check_key(key)
         keys = jax.random.split(key, num_samples)
-        value, surrogate, log_probs, downstream = jax.vmap(lambda k: _run(fn, params, k, args))(keys)
+        seen: list = []
+        value, surrogate, log_probs, downstream = jax.vmap(lambda k: _run(fn, params, k, args, seen))(keys)
         total = jnp.mean(value) + jnp.mean(surrogate)
+        if seen:  # pathwise nodes: is the cost continuous in each of them?
+            total = _check_pathwise(total, fn, params, keys[0], args, seen)
         if baseline == "loo":
             for lp, d in zip(log_probs, downstream, strict=True):
                 b = _sg(leave_one_out(d)).astype(lp.dtype)
