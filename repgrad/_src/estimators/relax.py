@@ -100,7 +100,9 @@ def conditional_surrogate(name, make_control):
 
         (_, g), psi_grad = jax.value_and_grad(variance_objective, has_aux=True)(psi)
         value = jnp.mean(values)
-        return Out(value + kernels.pullback([(logits, g)], name, value.dtype), value, aux, (), psi_grad)
+        # f(b) enters ĝ stop-gradient: watching it refuses mixed θ/f-argument derivatives of ĝ.
+        pull = kernels.pullback([(logits, g)], name, value.dtype, watch=(values,))
+        return Out(value + pull, value, aux, (), psi_grad)
 
     return surrogate
 
