@@ -193,6 +193,32 @@ def test_equinox_kl_sums_every_bayesian_layer():
         kl_divergence(eqx.nn.Linear(3, 2, key=jax.random.key(0)))
 
 
+# ------------------------------------------------------------------------------------ bfloat16
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_bf16_modules_are_the_functional_layers(sampling):
+    """bfloat16 modules run the functional layers, which draw their noise in float32 and cast
+    (their output moments: tests/test_nn_low_precision.py)."""
+    nnx = _framework("flax.nnx")
+    _framework("equinox")
+    from repgrad.nn import equinox as rne
+    from repgrad.nn import flax as rnf
+
+    key = jax.random.key(7)
+    for kind in ("Dense", "Conv2D"):
+        x = _input(kind)[0].astype(jnp.bfloat16)
+        fn = FUNCTIONAL[kind, sampling]
+        args = (4, 3) if kind == "Dense" else (3, 2, 3)
+        flax_layer = getattr(rnf, f"{kind}{CLASS[sampling]}")(*args, rngs=nnx.Rngs(0), dtype=jnp.bfloat16,
+                                                               **_options(kind))
+        eqx_layer = getattr(rne, f"{kind}{CLASS[sampling]}")(*args, key=jax.random.key(0), dtype=jnp.bfloat16,
+                                                              **_options(kind))
+        for y, posterior in ((flax_layer(x, rngs=key), flax_layer.posterior), (eqx_layer(x, key=key), eqx_layer.posterior)):
+            assert y.dtype == jnp.bfloat16
+            np.testing.assert_array_equal(y, fn(posterior, x, key, **_options(kind)))
+
+
 # ------------------------------------------------------------------------------- lazy imports
 
 

@@ -5,7 +5,7 @@ mean-field Normal posterior; every layer is ``layer(params, x, key)``. Three way
 sample the weights: one sample shared by the batch (reparameterization), sampled
 pre-activations (local reparameterization) and Flipout's pseudo-independent
 per-example perturbations; :func:`flipout` builds the latter for any layer linear in
-its weights. :func:`kl_divergence` and :func:`elbo_loss` give the variational objective.
+its weights (channel signs where they are exact, one sign per example elsewhere). :func:`kl_divergence` and :func:`elbo_loss` give the variational objective.
 """
 
 from ._elbo import elbo_loss as elbo_loss

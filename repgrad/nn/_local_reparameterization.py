@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from . import _ops, _validation
 from ._init import Conv2DParams, DenseParams
-from ._reparameterization import per_example_keys
+from ._reparameterization import normal, per_example_keys
 
 __all__ = ["dense_local_reparameterization", "conv2d_local_reparameterization"]
 
@@ -16,7 +16,7 @@ def _sample_preactivations(mean, var, key):
     # Example n's noise from fold_in(key, n): it depends only on (key, n), so sharding the
     # batch over devices or processes gives the unsharded result (tests/test_nn_sharding.py).
     keys = per_example_keys(key, mean.shape[0])
-    eps = jax.vmap(lambda k: jax.random.normal(k, mean.shape[1:], mean.dtype))(keys)
+    eps = jax.vmap(lambda k: normal(k, mean.shape[1:], mean.dtype))(keys)  # float32 draws, cast
     return mean + jnp.sqrt(var) * eps
 
 
