@@ -13,7 +13,6 @@ from jax.extend import core as jcore
 
 from ..core import checks, dependence, kernels, protocol
 from ..core.kernels import magic_box
-from ..variance_reduction.baselines import leave_one_out
 from . import provenance
 
 _sg = jax.lax.stop_gradient
@@ -331,7 +330,7 @@ def stochastic(
             total = _check_pathwise(total, fn, params, keys[0], args, seen)
         if baseline == "loo":
             for lp, d in zip(log_probs, credited, strict=True):
-                b = _sg(leave_one_out(d)).astype(lp.dtype)
+                b = _sg(_leave_one_out(d)).astype(lp.dtype)
                 total = total + jnp.mean(jnp.sum(jnp.reshape(b * (1.0 - magic_box(lp)), (num_samples, -1)), 1)).astype(total.dtype)
         return total
 
@@ -339,3 +338,9 @@ def stochastic(
     objective.__name__ = objective.__qualname__ = f"stochastic_{name}"
     objective.__doc__ = f"DiCE surrogate of E[cost] of {name}(params, key, *args) over {num_samples} runs."
     return objective
+
+
+def _leave_one_out(values):
+    """The mean over the other runs (axis 0), element by element: a plate element's baseline
+    is that element's downstream cost in the other runs."""
+    return (jnp.sum(values, axis=0, keepdims=True) - values) / (values.shape[0] - 1)
