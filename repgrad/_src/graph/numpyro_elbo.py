@@ -30,6 +30,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -108,19 +109,23 @@ def _resolve_site(name, spec, fn, num_particles) -> _Site:
 
 
 class _Values(numpyro.primitives.Messenger):
-    """Sets the values of named guide sites and stops the gradient of non-pathwise ones."""
+    """Sets the values of named guide sites, and draws the other ``stopped`` (non-pathwise)
+    sites stop-gradient, with the key ``seed`` gave them (it runs first)."""
 
     def __init__(self, fn, values, stopped):
         self.values, self.stopped = values, stopped
         super().__init__(fn)
 
     def process_message(self, msg):
-        if msg["type"] == "sample" and not msg["is_observed"] and msg["name"] in self.values:
-            msg["value"] = self.values[msg["name"]]
-
-    def postprocess_message(self, msg):
-        if msg["type"] == "sample" and not msg["is_observed"] and msg["name"] in self.stopped:
-            msg["value"] = _sg(msg["value"])
+        if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None:
+            return
+        name = msg["name"]
+        if name in self.values:
+            msg["value"] = self.values[name]
+        elif name in self.stopped:
+            # here, not in postprocess_message: trace records a copy of the site before that
+            shape = msg["kwargs"].get("sample_shape", ())
+            msg["value"] = _sg(msg["fn"].sample(msg["kwargs"]["rng_key"], shape))
 
 
 class _Cost(NamedTuple):
@@ -153,7 +158,7 @@ class _Program(NamedTuple):
 
     def run(self, values, stopped):
         """(guide trace, model trace) with ``values`` substituted at guide sites."""
-        with jax.numpy_dtype_promotion("standard"):  # numpyro's internals mix dtypes
+        with _as_numpyro():  # numpyro's internals mix dtypes and ranks
             guide = handlers.seed(handlers.substitute(self.guide, data=self.params), self.guide_key)
             guide_trace = handlers.trace(_Values(guide, values, stopped)).get_trace(*self.args, **self.kwargs)
             model = handlers.seed(handlers.substitute(self.model, data=self.params), self.model_key)
@@ -165,7 +170,7 @@ class _Program(NamedTuple):
         guide sites whose −log q is held stop-gradient in its parameters)."""
         guide_trace, model_trace = self.run(values, stopped)
         out = []
-        with jax.numpy_dtype_promotion("standard"):
+        with _as_numpyro():
             for name, site in model_trace.items():
                 if site["type"] == "sample":
                     out.append(_Cost(f"model:{name}", jnp.asarray(_log_prob(site)), _frames(site)))
@@ -174,6 +179,13 @@ class _Program(NamedTuple):
                     lp = jnp.asarray(_log_prob(site))
                     out.append(_Cost(f"guide:{name}", -(_sg(lp) if name in no_direct else lp), _frames(site)))
         return out, guide_trace
+
+
+@contextlib.contextmanager
+def _as_numpyro():
+    """numpyro's code runs under JAX's default promotion rules (a user's may be strict)."""
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        yield
 
 
 def _latents(guide_trace):
