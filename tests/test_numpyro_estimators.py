@@ -129,7 +129,8 @@ def test_hessian_in_model_only_parameters_is_exact_next_to_a_first_order_site():
             numpyro.sample("x", dist.Normal(2.0 * z - 1.0 + shift, 1.0), obs=data)
 
     elbo = rg.numpyro.ELBO(2, estimators={"z": "disarm"})
-    loss = lambda phi, shift, k: elbo.loss(k, {"logits": phi}, model, mixture_guide, X, shift)
+    guide = lambda data, shift: mixture_guide(data)
+    loss = lambda phi, shift, k: elbo.loss(k, {"logits": phi}, model, guide, X, shift)
     with as_numpyro():
         h = jax.jit(jax.hessian(loss, argnums=1))(PHI, jnp.float32(0.3), jax.random.key(0))
         np.testing.assert_allclose(h, float(N), rtol=1e-5)  # −ELBO is ½ Σ (x − μ − shift)² + const in shift

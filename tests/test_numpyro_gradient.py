@@ -119,10 +119,10 @@ def test_hessian_is_unbiased_with_score_sites_and_refused_with_first_order_ones(
     raw = raw_params(params)
     exact = jax.jit(jax.hessian(exact_loss(model, guide, data)))(raw)
     loss = loss_fn(rg.numpyro.ELBO(8), model, guide, data)  # score:loo at both sites
-    est = replicate(lambda k: jax.hessian(loss)(raw, k), jax.random.key(4), 400)
+    est = replicate(lambda k: jax.hessian(loss)(raw, k), jax.random.key(4), 150)
     assert_unbiased(est, exact, atol=1e-6, name="DiCE Hessian of the ELBO")  # atol: float32 zeros
     for spec in ("enumeration", "measure_valued"):
         loss = loss_fn(rg.numpyro.ELBO(2, estimators={"b": spec}), model, guide, data)
-        jax.grad(loss)(raw, jax.random.key(0))
-        with pytest.raises(rg.DerivativeOrderError):
-            jax.hessian(loss)(raw, jax.random.key(0))
+        jax.eval_shape(jax.grad(loss), raw, jax.random.key(0))
+        with pytest.raises(rg.DerivativeOrderError):  # at trace time
+            jax.eval_shape(jax.hessian(loss), raw, jax.random.key(0))
