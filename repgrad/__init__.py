@@ -88,6 +88,16 @@ from ._src.variance_reduction.delta import delta_method as delta_method
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # repgrad.numpyro (the SVI adapter) imports numpyro, so it loads on first use only.
+    if name == "numpyro":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.numpyro")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Baseline",
     "Bernoulli",

@@ -13,16 +13,18 @@ from jax.extend import core as jcore
 
 from ..core import checks, dependence, kernels, protocol
 from ..core.kernels import magic_box
-from ..variance_reduction.baselines import leave_one_out
+from . import provenance
 
 _sg = jax.lax.stop_gradient
 _STACK: list[_Graph] = []
 NODE_ESTIMATORS = ("pathwise", "score")
+DOWNSTREAM = ("traced", "program_order")
 
 
 class _Node(NamedTuple):
     log_prob: jax.Array  # () or the plate's shape
     plate: bool
+    sample: Any  # the sample's shape-dtype (a pytree of jax.ShapeDtypeStruct)
 
 
 class _Cost(NamedTuple):
@@ -31,11 +33,12 @@ class _Cost(NamedTuple):
 
 
 class _Graph:
-    def __init__(self, tags=None):
+    def __init__(self, tags=None, sources=None):
         self.nodes: list[_Node] = []
         self.costs: list[_Cost] = []
         self.pathwise: list = []  # (shape-dtype, distribution name) of each pathwise node's sample
         self.tags = tags  # when reading the graph's jaxpr: one input per pathwise node, added to it
+        self.sources = sources  # when tracing provenance: one input per score node, its sample
         # rg.sample/rg.cost must run in this trace, not inside a jax.vmap/lax.scan/jit of fn's own
         self.trace = jcore.get_opaque_trace_state(convention="repgrad")
 
@@ -66,8 +69,9 @@ def sample(key, dist, *, estimator: str = "pathwise", plate: bool = False):
     - ``estimator="pathwise"``: the sample is a differentiable function of ``dist``'s
       parameters (reparameterization); nothing is recorded.
     - ``estimator="score"``: the sample is stop-gradient and its log-probability is recorded;
-      the costs downstream of it (recorded after it, or returned) are multiplied by the DiCE
-      magic box of it, which makes every derivative order unbiased.
+      the costs downstream of it (those whose value depends on it, see ``rg.stochastic``'s
+      ``downstream=``) are multiplied by the DiCE magic box of it, which makes every
+      derivative order unbiased.
 
     Args:
       key: a PRNG key (split your own keys, as everywhere in JAX).
@@ -102,13 +106,18 @@ def sample(key, dist, *, estimator: str = "pathwise", plate: bool = False):
         return x
     x, log_prob = protocol.draw_scored(dist, key, 1, joint=False)
     x, log_prob = x[0], log_prob[0]
-    graph.nodes.append(_Node(log_prob if plate else jnp.sum(log_prob), plate))
+    shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), x)
+    if graph.sources is not None:  # tracing provenance: the node's sample is an input
+        x = graph.sources[len(graph.nodes)]
+        log_prob = dist.log_prob(x)
+    graph.nodes.append(_Node(log_prob if plate else jnp.sum(log_prob), plate, shapes))
     return x
 
 
 def cost(value):
     """Adds ``value`` (a scalar or an array, summed) to the enclosing ``rg.stochastic``
-    objective, as a cost that depends only on the score nodes sampled *before* this call.
+    objective, as a cost that depends only on the score nodes sampled *before* this call
+    (and, by default, only on those its value is computed from).
 
     Recording per-step costs as they arise gives reward-to-go weighting (Schulman et al.'s
     causality): a score node is weighted only by costs downstream of it. Integer and boolean
@@ -146,9 +155,9 @@ def _downstream(c: _Cost, node: _Node):
     return jnp.broadcast_to(jnp.sum(c.value), node.log_prob.shape)
 
 
-def _record(fn, params, key, args, tags=None) -> _Graph:
+def _record(fn, params, key, args, tags=None, sources=None) -> _Graph:
     """Runs fn once, collecting its nodes and costs (the returned cost last)."""
-    graph = _Graph(tags)
+    graph = _Graph(tags, sources)
     _STACK.append(graph)
     try:
         out = fn(params, key, *args)
@@ -169,25 +178,50 @@ def _record(fn, params, key, args, tags=None) -> _Graph:
     return graph
 
 
-def _run(fn, params, key, args, seen):
+def _run(fn, params, key, args, seen, downstream):
     """(value, DiCE surrogate without baselines, [node log-probs], [downstream costs]) for one sample;
     appends the graph's pathwise nodes to ``seen``."""
     graph = _record(fn, params, key, args)
     seen.extend(graph.pathwise)
+    if downstream == "traced":
+        upstream_of = _traced(fn, params, key, args, graph)
+    else:
+        upstream_of = [range(c.after) for c in graph.costs]
     dtype = jnp.result_type(graph.costs[0].value)
     value = sum(jnp.sum(c.value) for c in graph.costs)
     surrogate = jnp.zeros((), dtype)
-    for c in graph.costs:
-        if c.after == 0:
+    for c, ups in zip(graph.costs, upstream_of, strict=True):
+        if not ups:
             continue
-        upstream = functools.reduce(jnp.add, [_upstream(n, c.value.shape) for n in graph.nodes[: c.after]])
+        upstream = functools.reduce(jnp.add, [_upstream(graph.nodes[w], c.value.shape) for w in ups])
         weight = c.value.astype(upstream.dtype)
         surrogate = surrogate + jnp.sum(weight * (magic_box(upstream) - 1.0)).astype(dtype)
-    downstream = [
-        sum((_downstream(c, n) for c in graph.costs if c.after > w), jnp.zeros(n.log_prob.shape, dtype))
+    downstream_costs = [
+        sum(
+            (_downstream(c, n) for c, ups in zip(graph.costs, upstream_of, strict=True) if w in ups),
+            jnp.zeros(n.log_prob.shape, dtype),
+        )
         for w, n in enumerate(graph.nodes)
     ]
-    return value, surrogate, [n.log_prob for n in graph.nodes], downstream
+    return value, surrogate, [n.log_prob for n in graph.nodes], downstream_costs
+
+
+def _traced(fn, params, key, args, graph: _Graph) -> list[list[int]]:
+    """For each cost, the score nodes it depends on: those whose sample its value reads, and
+    their ancestors (a node whose distribution reads an earlier node's sample), found by
+    tracing fn with the nodes' samples as inputs (``provenance.py``)."""
+    if not graph.nodes:
+        return [[] for _ in graph.costs]
+
+    def costs_and_log_probs(*samples):
+        traced = _record(fn, params, key, args, sources=samples)
+        return [c.value for c in traced.costs], [n.log_prob for n in traced.nodes]
+
+    deps = provenance.provenance(costs_and_log_probs, [n.sample for n in graph.nodes])
+    num_costs = len(graph.costs)
+    parents = [d - {w} for w, d in enumerate(deps[num_costs:])]
+    closure = provenance.ancestors(parents)
+    return [sorted(provenance.downstream_of(d, closure)) for d in deps[:num_costs]]
 
 
 def _check_pathwise(total, fn, params, key, args, nodes):
@@ -215,7 +249,7 @@ def _check_pathwise(total, fn, params, key, args, nodes):
 
 
 def stochastic(
-    fn: Callable[..., Any], *, num_samples: int = 1, baseline: str | None = None
+    fn: Callable[..., Any], *, num_samples: int = 1, baseline: str | None = None, downstream: str = "traced"
 ) -> Callable[..., Any]:
     r"""A surrogate for E[cost] of a function with several stochastic nodes, unbiased for
     derivatives of every order.
@@ -231,10 +265,15 @@ def stochastic(
       L = \sum_i c_i\, ⊡\Big(\sum_{w \prec i} \log p(x_w)\Big)
           + \sum_w \big(1 - ⊡(\log p(x_w))\big)\, b_w,
 
-    summed over costs i and the score nodes w sampled before them (program order: a cost
-    never depends on a node sampled after it, so each score term is weighted only by the
-    costs downstream of it — Schulman et al.'s causality, reward-to-go for sequences;
-    plates, elementwise). Its value is the Monte Carlo mean of the total cost; ``jax.grad``,
+    summed over costs i and the score nodes w ≺ i that cost i depends on, so each score term
+    is weighted only by the costs downstream of it (Schulman et al.'s causality, reward-to-go
+    for sequences; plates, elementwise). ``downstream="traced"`` (default) finds w ≺ i by
+    tracing fn once with the nodes' samples as inputs: the nodes whose sample cost i's value
+    is computed from, and their ancestors (nodes whose samples the distributions of those
+    read), as numpyro's ``TraceGraph_ELBO`` does with provenance tracking. A cost that does
+    not read a node gets no credit from it, wherever it is recorded.
+    ``downstream="program_order"`` takes every node sampled before the cost was recorded
+    (never fewer nodes, so never biased, only noisier; no extra trace). Its value is the Monte Carlo mean of the total cost; ``jax.grad``,
     ``jax.hessian``, ``jax.jvp`` of it estimate the derivatives of E[cost] without bias, with
     pathwise derivatives through the pathwise nodes and through the costs.
 
@@ -245,6 +284,10 @@ def stochastic(
       num_samples: N independent runs averaged (static).
       baseline: ``None`` or ``"loo"``: for each score node, the mean over the other N − 1 runs
         of the cost downstream of it (Loaded DiCE form; every order stays unbiased). Needs N ≥ 2.
+      downstream: ``"traced"`` or ``"program_order"`` (see above). Tracing is done once, when
+        the objective is traced; it reads ``jit``/``custom_jvp`` bodies, ``cond`` branches and
+        ``scan``/``while`` loops, and counts any other operation's output as depending on all
+        of its inputs (so it may over-credit, never under-credit).
 
     Returns:
       ``objective(params, key, *args)``: the surrogate scalar.
@@ -265,6 +308,8 @@ def stochastic(
       Graphs", NeurIPS 2015 (arXiv:1506.05254).
       Foerster et al., "DiCE: The Infinitely Differentiable Monte Carlo Estimator", ICML 2018.
       Farquhar, Whiteson & Foerster, "Loaded DiCE", NeurIPS 2019 (arXiv:1909.10549).
+      Wingate, Goodman, Stuhlmüller & Siskind, "Nonstandard Interpretations of Probabilistic
+      Programs for Efficient Inference", NeurIPS 2011 (provenance tracking).
     """
     checks.check_callable(fn, "fn", "fn=lambda params, key: cost")
     num_samples = checks.check_num_samples(num_samples)
@@ -272,18 +317,20 @@ def stochastic(
         raise ValueError(f"baseline must be None or 'loo', got {baseline!r}.")
     if baseline == "loo":
         checks.check_num_samples(num_samples, 2, " for the loo baseline")
+    if downstream not in DOWNSTREAM:
+        raise ValueError(f"downstream must be one of {DOWNSTREAM}, got {downstream!r}.")
 
     def objective(params, key, *args):
         checks.check_key(key)
         keys = jax.random.split(key, num_samples)
         seen: list = []
-        value, surrogate, log_probs, downstream = jax.vmap(lambda k: _run(fn, params, k, args, seen))(keys)
+        value, surrogate, log_probs, credited = jax.vmap(lambda k: _run(fn, params, k, args, seen, downstream))(keys)
         total = jnp.mean(value) + jnp.mean(surrogate)
         if seen:  # pathwise nodes: is the cost continuous in each of them?
             total = _check_pathwise(total, fn, params, keys[0], args, seen)
         if baseline == "loo":
-            for lp, d in zip(log_probs, downstream, strict=True):
-                b = _sg(leave_one_out(d)).astype(lp.dtype)
+            for lp, d in zip(log_probs, credited, strict=True):
+                b = _sg(_leave_one_out(d)).astype(lp.dtype)
                 total = total + jnp.mean(jnp.sum(jnp.reshape(b * (1.0 - magic_box(lp)), (num_samples, -1)), 1)).astype(total.dtype)
         return total
 
@@ -291,3 +338,9 @@ def stochastic(
     objective.__name__ = objective.__qualname__ = f"stochastic_{name}"
     objective.__doc__ = f"DiCE surrogate of E[cost] of {name}(params, key, *args) over {num_samples} runs."
     return objective
+
+
+def _leave_one_out(values):
+    """The mean over the other runs (axis 0), element by element: a plate element's baseline
+    is that element's downstream cost in the other runs."""
+    return (jnp.sum(values, axis=0, keepdims=True) - values) / (values.shape[0] - 1)
