@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # Full benchmark runs (tens of minutes on 2 cores); each script also takes --small.
-BENCHMARKS := overhead flipout control_variates binary_vae peers sharding
+BENCHMARKS := overhead flipout control_variates binary_vae peers sharding numpyro_svi
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"

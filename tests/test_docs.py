@@ -29,6 +29,7 @@ NEEDS = {
     "guides/peer-libraries.md": ("distrax", "tensorflow_probability.substrates.jax", "numpyro"),
     "guides/flax.md": ("flax.nnx",),
     "guides/equinox.md": ("equinox",),
+    "guides/numpyro.md": ("numpyro",),
 }
 
 
