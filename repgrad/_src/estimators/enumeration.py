@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 
 from ..core import protocol
@@ -33,6 +34,25 @@ def _support(d, max_configurations):
     return jnp.reshape(digits, (count,) + shape).astype(dtype), count
 
 
+def _in_support(d, x):
+    """``x`` with every coordinate of probability exactly 0 (a Categorical's masked category,
+    logit −inf) replaced by the most probable category there.
+
+    Such configurations keep their weight p(x) = exp(−inf) = 0, which is exact at every
+    derivative order; f is evaluated at an in-support point instead, so an f that is ±inf or
+    NaN only where it is never drawn gives 0, not 0 · inf = NaN, in the value and in every
+    derivative (w.r.t. the params and f's own arguments). A Bernoulli's logits are finite.
+    """
+    if _discrete.kind_of(d, "enumeration") != "categorical":
+        return x
+    logits = jax.lax.stop_gradient(jnp.asarray(d.logits))
+    masked = jnp.take_along_axis(
+        jnp.broadcast_to(logits, x.shape + logits.shape[-1:]), x[..., None], axis=-1
+    )[..., 0] == -jnp.inf
+    mode = jnp.argmax(logits, axis=-1).astype(x.dtype)
+    return jnp.where(masked, jnp.broadcast_to(mode, x.shape), x)
+
+
 def enumeration(*, max_configurations: int = MAX_CONFIGURATIONS) -> Estimator:
     r"""Exact E_{p_θ}[f] and its derivatives, by summing over every configuration.
 
@@ -48,6 +68,9 @@ def enumeration(*, max_configurations: int = MAX_CONFIGURATIONS) -> Estimator:
     support has at most ``max_configurations`` points (default 2^12). Derivatives w.r.t.
     f's own arguments are exact too. ``num_samples`` and the key are ignored; aux is stacked
     over the M configurations in lexicographic order, the first element varying fastest.
+    A configuration with a masked category (logit −inf: probability exactly 0) has weight
+    exactly 0, and f (and aux) is evaluated with the most probable category in its place, so
+    an f that is infinite only where it is never drawn stays exact.
 
     Args:
       max_configurations: refuse larger supports (``ValueError``) rather than run out of memory.
@@ -64,8 +87,8 @@ def enumeration(*, max_configurations: int = MAX_CONFIGURATIONS) -> Estimator:
 
     def surrogate(problem, d, key, state, control):
         x, count = _support(d, max_configurations)
-        values, aux = problem.evaluate(x, count)
         log_p = protocol.joint_log_prob(d, x, count)
+        values, aux = problem.evaluate(_in_support(d, x), count)
         value = jnp.sum(jnp.exp(log_p).astype(values.dtype) * values)
         return Out(value, value, aux)
 

@@ -35,8 +35,10 @@ def measure_valued(*, coupled: bool = True, chunk_size: int | None = None, contr
     decompositions (Normal, MultivariateNormalDiag, Gamma, Exponential, Poisson, Bernoulli,
     Categorical) are listed in ``repgrad._src.estimators.weak_derivatives``; Gamma's
     concentration falls back to the elementwise score function with a leave-one-out
-    baseline. First derivatives only: a second derivative raises
-    ``repgrad.DerivativeOrderError``.
+    baseline. f is only evaluated inside the support: a Categorical's masked categories
+    (logit −inf) get weight exactly 0 and are never substituted, and a Bernoulli's
+    derivatives stay right at probs = 0 and 1. First derivatives only: a second derivative
+    raises ``repgrad.DerivativeOrderError``.
 
     Args:
       coupled: share randomness between p⁺ and p⁻ (variance reduction); for Gamma,

@@ -23,13 +23,15 @@ Families:
   that leaf uses the elementwise score function with a leave-one-out baseline.
 - Poisson(λ): ∂p(x)/∂λ = p(x−1) − p(x): c = 1, p⁺ = 1 + Poisson(λ), p⁻ = Poisson(λ).
   Coupled: x⁺ = x + 1, x⁻ = x.
-- Bernoulli(logits ℓ): ∂E[f]/∂p = f(1) − f(0), so for the logits c = p(1 − p), p⁺ = δ₁,
-  p⁻ = δ₀.
+- Bernoulli(logits ℓ): ∂E[f]/∂p = f(1) − f(0), so for the logits c = p(1 − p) = σ(ℓ)σ(−ℓ)
+  (computed so, which stays positive at probs = 0 and 1), p⁺ = δ₁, p⁻ = δ₀.
 - Categorical (normalized logits, the leaf): with p = softmax(u), ∂E[f]/∂u_k =
   p_k (f(k) − E[f]): for each category, c = p_k, p⁺ = δ_k, p⁻ = Categorical(p), whose
   expectation is the exact sum Σ_j p_j f(x₋ᵢ, j) over the K evaluations already made
   (Rao-Blackwellized; ``coupled`` has no effect). The cotangent sums to zero over k, so
-  pulling it back through ``log_softmax`` returns it unchanged.
+  pulling it back through ``log_softmax`` returns it unchanged. A masked category (logit
+  −inf, probability exactly 0) is never evaluated: its weight p_k is 0 and the most probable
+  category stands in for it.
 """
 
 from __future__ import annotations
@@ -146,15 +148,21 @@ def _poisson(d, key, shape, coupled):
 
 
 def _bernoulli(d, key, shape, coupled):
-    p = d.probs
     dtype = d.logits.dtype
-    return {"logits": (p * (1.0 - p), jnp.ones(shape, dtype), jnp.zeros(shape, dtype))}
+    # σ(ℓ)σ(−ℓ), not p(1 − p): at probs = 1 (ℓ = 16.6 in float32) p rounds to 1 and p(1 − p) to 0.
+    c = jax.nn.sigmoid(d.logits) * jax.nn.sigmoid(-d.logits)
+    return {"logits": (c, jnp.ones(shape, dtype), jnp.zeros(shape, dtype))}
 
 
 def _categorical(d, key, shape, coupled):
     num = d.num_categories
-    alternatives = jnp.broadcast_to(jnp.arange(num, dtype=jnp.int32), shape + (num,))
-    return {"logits": EnumeratedPart(d.probs, alternatives)}
+    categories = jnp.broadcast_to(jnp.arange(num, dtype=jnp.int32), d.logits.shape)
+    # A masked category (logit −inf) has probability exactly 0: it gets weight p_k = 0, and f is
+    # evaluated at the most probable category instead, so an f that is ±inf or NaN only where
+    # it is never drawn cannot turn 0 · f into NaN.
+    mode = jnp.argmax(d.logits, axis=-1).astype(jnp.int32)
+    alternatives = jnp.where(d.logits == -jnp.inf, mode[..., None], categories)
+    return {"logits": EnumeratedPart(d.probs, jnp.broadcast_to(alternatives, shape + (num,)))}
 
 
 def _in_working_precision(decompose):

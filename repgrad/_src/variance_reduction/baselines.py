@@ -8,6 +8,7 @@ State, where a baseline has any, is an immutable NamedTuple passed in and return
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -32,9 +33,13 @@ class Baseline(NamedTuple):
     name: str = "baseline"
 
 
+def _zero(values, state):
+    return jnp.zeros((), values.dtype), state
+
+
 def no_baseline() -> Baseline:
     """The plain score-function estimator: b = 0."""
-    return Baseline(apply=lambda values, state: (jnp.zeros((), values.dtype), state), name="none")
+    return Baseline(apply=_zero, name="none")
 
 
 def leave_one_out(values):
@@ -60,7 +65,15 @@ def leave_one_out_baseline() -> Baseline:
       Kool, van Hoof & Welling, "Buy 4 REINFORCE Samples, Get a Baseline for Free!",
       ICLR DeepRLStructPred workshop 2019.
     """
-    return Baseline(apply=lambda values, state: (leave_one_out(values), state), min_samples=2, name="loo")
+    return Baseline(apply=_leave_one_out, min_samples=2, name="loo")
+
+
+def _leave_one_out(values, state):
+    return leave_one_out(values), state
+
+
+# The apply functions of repgrad's baselines whose b reads only the state (earlier calls).
+_FROM_STATE: weakref.WeakSet = weakref.WeakSet()
 
 
 class MovingAverageState(NamedTuple):
@@ -113,7 +126,25 @@ def moving_average_baseline(decay: float = 0.9, *, debias: bool = True, warmup: 
         return b, MovingAverageState(value=new_value, count=state.count + 1)
 
     label = f"moving_average({decay}{', warmup' if warmup else ''})"
+    _FROM_STATE.add(apply)
     return Baseline(apply=apply, init=init, name=label)
+
+
+def baseline_kind(baseline: Baseline) -> str:
+    """How b_n depends on the samples, for estimators that build on the baseline:
+
+    ``"none"`` (b = 0), ``"earlier_calls"`` (computed from the state only: the moving
+    average), ``"leave_one_out"`` (b_n the mean of the other N − 1 values), or ``"custom"``
+    (a user's ``Baseline``, which may read the whole batch). Decided by the apply function
+    itself, not the name, so a user's baseline is never taken for one of repgrad's.
+    """
+    if baseline.apply is _zero:
+        return "none"
+    if baseline.apply in _FROM_STATE:
+        return "earlier_calls"
+    if baseline.apply is _leave_one_out:
+        return "leave_one_out"
+    return "custom"
 
 
 class OptimalBaseline(NamedTuple):

@@ -51,8 +51,10 @@ def with_control_variate(estimator: Estimator, control_variate) -> Estimator:
       control_variate: ``"delta"``, ``rg.delta_method(...)``, ``rg.control_variate(h, E)``, or
         ``None`` (returns ``estimator`` unchanged). With ``coefficient="optimal"`` one coefficient
         per coordinate of the distribution's parameters is estimated from per-sample estimates
-        (leave-one-out, unbiased; first derivatives only); the score function does it from its
-        elementwise scores (``rg.score(control_variate=...)``).
+        (the estimator run one sample at a time; regression on the other samples, unbiased;
+        first derivatives only, N ≥ 3). Estimators that need several samples per call (a
+        leave-one-out baseline) are refused: the score function does it from its elementwise
+        scores with any baseline (``rg.score(baseline=..., control_variate=...)``).
 
     Example:
       >>> import jax, jax.numpy as jnp, repgrad as rg

@@ -51,12 +51,17 @@ def control_variate(h, expected_value, *, coefficient=1.0) -> ControlVariate:
 
     Both are unbiased for any c; c = 1 is right when h ≈ f, and the variance falls by
     the fraction Corr(f-term, h-term)² at the optimal c. ``coefficient="optimal"``
-    (score function, repgrad's factorized families) estimates one coefficient per
-    coordinate j of the distribution's parameters, c_j = E[a_j v_j]/E[v_j²] with
-    a_j = (f − b) s_j and v_j = h s_j − ∂_jE[h] (elementwise scores s_j, no per-sample
-    Jacobians), for sample n from the other N − 1 samples, which keeps it unbiased (first
-    derivatives only). The reported value is the plain mean of f, and gradients w.r.t.
-    f's own args are not affected (the control variate sees them stop-gradient).
+    estimates one coefficient per coordinate j of the distribution's parameters,
+    c_j = Cov(a_j, v_j)/Var(v_j), for sample n by regression on the other N − 1 samples
+    only, which keeps the estimate unbiased (first derivatives only, N ≥ 3). With the score
+    function (repgrad's factorized families) a_j = (f − b) s_j and v_j = (h − β) s_j − ∂_jE[h]
+    (elementwise scores s_j, no per-sample Jacobians; β = E[h] when there is a baseline, 0
+    otherwise; a leave-one-out baseline is recomputed without sample n for the regression);
+    with any other estimator a_j and v_j come from running it one sample at a time (see
+    ``repgrad.with_control_variate``). Where the control variate's estimate has no randomness
+    (v_j is rounding noise: e.g. a measure-valued estimate of a separable h on a Bernoulli),
+    c_j is 0. The reported value is the plain mean of f, and gradients w.r.t. f's own args
+    are not affected (the control variate sees them stop-gradient).
 
     Args:
       h: ``h(x, *args)`` returning a scalar for one sample (same args as f); must not

@@ -25,6 +25,12 @@ def _moments(d):
             f"Bernoulli, ...); got {type(d).__name__}. Supply your own with "
             "repgrad.control_variate(h, expected_value)."
         )
+    if isinstance(d, _d.Bernoulli):
+        # From log σ(±ℓ), whose derivatives σ(∓ℓ) do not round away: σ(ℓ) rounds to 1 at
+        # ℓ = 16.6 (probs=1 in float32) and its derivative σ(1 − σ) to 0, which dropped ∂E[h]
+        # there (and ∂/∂probs is that times 1/(p(1 − p)) ≈ 1.7e7, not 0).
+        log_p, log_q = jax.nn.log_sigmoid(d.logits), jax.nn.log_sigmoid(-d.logits)
+        return jnp.exp(log_p), jnp.exp(log_p + log_q)
     family: Any = d  # checked above: a repgrad family with mean() and variance()
     return family.mean(), family.variance()
 
@@ -67,8 +73,8 @@ def delta_method(*, coefficient=1.0, differentiable_point: bool = False) -> Cont
 
     Args:
       coefficient: the scalar c; 1.0 (default) uses the expansion as is; ``"optimal"``
-        estimates it per parameter coordinate (score function only, see
-        ``repgrad.control_variate``; stop-gradient point only).
+        estimates it per parameter coordinate (see ``repgrad.control_variate``; first
+        derivatives only, N ≥ 3, stop-gradient point only).
       differentiable_point: expand at the differentiable mean (see above).
 
     Returns:
