@@ -215,6 +215,13 @@ def coefficient_estimator(base, cv) -> Estimator:
     )
 
 
+def _sg_inexact(tree):
+    """``tree`` with its floating-point arrays stop-gradient (f's arguments may hold anything)."""
+    return jax.tree_util.tree_map(
+        lambda a: _sg(a) if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.inexact) else a, tree
+    )
+
+
 def per_sample_coefficient_estimator(estimator: Estimator, cv) -> Estimator:
     r"""``estimator`` with a control variate whose coefficient is estimated per leaf coordinate.
 
@@ -250,6 +257,10 @@ def per_sample_coefficient_estimator(estimator: Estimator, cv) -> Estimator:
         projections = tangent_projections(d_sg)
         d_expected = jax.grad(expected)(sg_leaves)
         single = problem._replace(num_samples=1, sample_sharding=None)
+        # The per-sample gradients are taken with f's arguments held fixed: ĝ's dependence on them
+        # reaches the pull-back through ``watch`` (values), which refuses mixed derivatives, while
+        # the value (from the live run below) stays differentiable in them at every order.
+        frozen = single._replace(args=_sg_inexact(problem.args))
 
         def leaf_grads(prob, k):
             def loss(lv):
@@ -258,8 +269,9 @@ def per_sample_coefficient_estimator(estimator: Estimator, cv) -> Estimator:
             return jax.grad(loss, has_aux=True)(sg_leaves)
 
         def per_sample(k):
-            g_f, out = leaf_grads(single, k)
-            g_h, _ = leaf_grads(single.replace_f(lambda x, *a: jnp.asarray(h(x)), has_aux=False), k)
+            g_f, _ = leaf_grads(frozen, k)
+            g_h, _ = leaf_grads(frozen.replace_f(lambda x, *a: jnp.asarray(h(x)), has_aux=False), k)
+            out = estimator.surrogate(single, d_sg, k, (), None)  # same draws: the value, live in f's args
             return g_f, g_h, out.value, out.aux
 
         g_f, g_h, values, aux = jax.vmap(per_sample)(jax.random.split(key, problem.num_samples))
