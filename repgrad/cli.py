@@ -31,6 +31,8 @@ examples:
   repgrad compare --problem exp --estimators all --plot exp.png
   repgrad compare --function mymod:f --loc 0.5 --scale 2 --estimators pathwise score:loo
   repgrad compare --problem mymod:make_problem --replicates 2000 --json out.json
+  repgrad compare --problem cos --equal-cost  N per estimator for equal f + grad-f evaluations
+  repgrad compare --estimators pathwise score:loo --num-samples pathwise=16 score:loo=64
   repgrad list                               estimators and built-in problems
 
 --function MODULE:NAME  names f(x) -> scalar for a scalar x ~ N(--loc, --scale^2)
@@ -43,27 +45,40 @@ examples:
     (f, dist, params, exact_or_None), or a zero-argument function returning either;
     dist(params) is any distribution, params any pytree.
 estimator specs: any name in repgrad.ESTIMATORS, options after a colon:
-    score:loo (baseline="loo"), measure_valued:uncoupled, name:key=value,key2=value."""
+    score:loo (baseline="loo"), measure_valued:uncoupled, name:key=value,key2=value.
+cost: each table ends with one line per estimator over all parameters: N, f + grad-f
+    evaluations per gradient, the summed variance, the median time of a compiled call
+    (calls interleaved across estimators), var x time (the equal-time comparison: lower
+    is better) and its ratio to the best one's with a 95% bootstrap interval. A NaN or
+    infinite estimate is never best. --equal-cost compares at equal evaluations too.
+progress: a bar on a terminal; in a log or pipe, a line every 10%."""
 
 
 def _progress_printer(stream=None):
-    stream = sys.stderr if stream is None else stream
-    tty = hasattr(stream, "isatty") and stream.isatty()
-    start = time.perf_counter()
+    """A bar on a terminal, a line every 10% in a log (``repgrad.diagnostics.progress_bar``)."""
+    from ._src.diagnostics.progress import progress_bar
 
-    def progress(done, total, label):
-        elapsed = time.perf_counter() - start
-        width = 24
-        filled = int(width * done / max(total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        text = f"[{bar}] {done}/{total} {label:<24.24} {elapsed:5.1f}s"
-        if tty:
-            stream.write("\r" + text + ("\n" if done >= total else ""))
-        else:
-            stream.write(text + "\n")
-        stream.flush()
+    return progress_bar(stream)
 
-    return progress
+
+def _parse_num_samples(tokens, parser):
+    """``--num-samples 16`` (every estimator) or ``--num-samples pathwise=32 score:loo=64`` (per spec;
+    the last '=' separates the count, since specs may hold key=value options)."""
+    if len(tokens) == 1 and "=" not in tokens[0]:
+        try:
+            return int(tokens[0])
+        except ValueError:
+            parser.error(f"--num-samples takes an int or SPEC=N pairs (e.g. pathwise=32 score:loo=64); got {tokens[0]!r}")
+    out = {}
+    for token in tokens:
+        spec, sep, n = token.rpartition("=")
+        try:
+            out[spec] = int(n)
+        except ValueError:
+            sep = ""
+        if not sep or not spec:
+            parser.error(f"--num-samples takes an int or SPEC=N pairs (e.g. pathwise=32 score:loo=64); got {token!r}")
+    return out
 
 
 def _load_attr(spec: str, parser):
@@ -186,7 +201,8 @@ def _run_demo(num_samples, replicates, seed, stream):
     progress = _progress_printer()
     print(
         f"repgrad demo: d/dmu and d/dsigma of E[f(x)], x ~ N(1, 1); {num_samples} samples per gradient, "
-        f"statistics over {replicates} independent gradients (time/grad: their median wall time).",
+        f"statistics over {replicates} independent gradients\n(time/grad: the median of those compiled calls, "
+        "interleaved across the estimators).",
         file=stream,
     )
     key = jax.random.key(seed)
@@ -199,9 +215,11 @@ def _run_demo(num_samples, replicates, seed, stream):
         )
         print("\n" + table.to_text(DEMO_COLUMNS), file=stream)
     print(
-        "\nvariance: of one gradient estimate; var×time: variance × seconds per gradient (lower is better);"
-        "\nf evals / ∇f evals: per-sample evaluations of f and of its derivative, counted from the jaxpr."
-        f"\nTotal {time.perf_counter() - start:.1f} s. Try `repgrad compare --help`.",
+        "\nvariance: of one gradient estimate; var×time: variance × seconds per gradient, the variance of"
+        "\n  one second's worth of gradients averaged (lower is better, whatever the number of samples);"
+        "\nf evals / ∇f evals: per-sample evaluations of f and of its derivative, counted from the jaxpr;"
+        "\n× best: var×time over the best estimator's, with a 95% bootstrap interval."
+        f"\nTotal {time.perf_counter() - start:.1f} s. Try `repgrad compare --help` (e.g. --equal-cost).",
         file=stream,
     )
     return 0
@@ -214,10 +232,11 @@ def _run_compare(args, parser, stream):
 
     problem, note = _resolve_problem(args, parser)
     estimators = _split_specs(args.estimators)
+    num_samples = _parse_num_samples(args.num_samples, parser)
     try:
         table = dg.compare_estimators(
             problem.f, problem.dist, problem.params, jax.random.key(args.seed), estimators=estimators,
-            num_samples=args.num_samples, num_replicates=args.replicates, exact=problem.exact,
+            num_samples=num_samples, equal_cost=args.equal_cost, num_replicates=args.replicates, exact=problem.exact,
             title=problem.description or problem.name, timing_repeats=args.timing_repeats,
             progress=None if args.quiet else _progress_printer(), vectorize=args.vectorize,
         )
@@ -273,7 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--k", type=float, default=None, help="the built-in cost's constant k")
     cmp_.add_argument("--loc", type=float, default=None, help="loc of x (default 1; 0 with --function)")
     cmp_.add_argument("--scale", type=float, default=None, help="scale of x (default 1)")
-    cmp_.add_argument("--num-samples", type=int, default=16, help="samples per gradient (default 16)")
+    cmp_.add_argument(
+        "--num-samples",
+        nargs="+",
+        metavar="N|SPEC=N",
+        default=["16"],
+        help="samples per gradient: one N for all (default 16), or SPEC=N per estimator "
+        "(e.g. pathwise=32 score:loo=64)",
+    )
+    cmp_.add_argument(
+        "--equal-cost",
+        action="store_true",
+        help="give each estimator the N at which its f + grad-f evaluations per gradient match the costliest "
+        "estimator's at --num-samples (time is compared by var x time in the summary either way)",
+    )
     cmp_.add_argument("--replicates", type=int, default=500, help="independent gradients (default 500)")
     cmp_.add_argument(
         "--estimators",
