@@ -1,4 +1,4 @@
-"""The ``repgrad`` command: a demo and ``repgrad compare`` (see ``repgrad --help``)."""
+"""The ``repgrad`` command: a demo, ``repgrad compare`` and ``repgrad select`` (see ``repgrad --help``)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ examples:
   repgrad compare --problem mymod:make_problem --replicates 2000 --json out.json
   repgrad compare --problem cos --equal-cost  N per estimator for equal f + grad-f evaluations
   repgrad compare --estimators pathwise score:loo --num-samples pathwise=16 score:loo=64
+  repgrad select --problem cos --k 8         choose the estimator by a pilot run
   repgrad list                               estimators and built-in problems
 
 --function MODULE:NAME  names f(x) -> scalar for a scalar x ~ N(--loc, --scale^2)
@@ -52,6 +53,18 @@ cost: each table ends with one line per estimator over all parameters: N, f + gr
     is better) and its ratio to the best one's with a 95% bootstrap interval. A NaN or
     infinite estimate is never best. --equal-cost compares at equal evaluations too.
 progress: a bar on a terminal; in a log or pipe, a line every 10%."""
+
+
+_SELECT_EPILOG = """\
+examples:
+  repgrad select --problem cos --k 8                  a built-in problem
+  repgrad select --function mymod:f --loc 0.5 --scale 2
+  repgrad select --problem mymod:make --num-samples 64 --budget 30 --json choice.json
+  repgrad select --problem cos --candidates pathwise score:loo measure_valued
+
+--function and --problem as for `repgrad compare` (see `repgrad compare --help`).
+candidates: registry specs (score:loo) or the variant labels of the default set
+    (pathwise+delta, score:loo+delta, measure_valued+delta, score:optimal)."""
 
 
 def _progress_printer(stream=None):
@@ -185,7 +198,8 @@ def _split_specs(tokens):
         for piece in token.replace(";", ",").split(","):
             if not piece:
                 continue
-            if piece.partition(":")[0] in registry.ESTIMATORS or piece == "all" or not specs:
+            # "pathwise+delta": a variant label of repgrad select's candidates, also a new spec.
+            if piece.partition(":")[0].split("+")[0] in registry.ESTIMATORS or piece == "all" or not specs:
                 specs.append(piece)
             else:
                 specs[-1] += "," + piece
@@ -255,6 +269,40 @@ def _run_compare(args, parser, stream):
     return 0
 
 
+def _run_select(args, parser, stream):
+    import jax
+
+    from ._src.selection.select import select_estimator
+
+    problem, note = _resolve_problem(args, parser)
+    if args.num_samples < 1 or args.replicates < 3 or not args.budget > 0:
+        parser.error("--num-samples must be >= 1, --replicates >= 3 and --budget > 0")
+    candidates = None if args.candidates is None else _split_specs(args.candidates)
+    if candidates == "all":
+        candidates = None
+    try:
+        choice = select_estimator(
+            problem.f, problem.dist, problem.params, jax.random.key(args.seed), candidates=candidates,
+            allow_biased=args.allow_biased, budget_s=args.budget, num_samples=args.num_samples,
+            num_replicates=args.replicates, exact=problem.exact, progress=None if args.quiet else _progress_printer(),
+        )
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+    table = choice.table._replace(title=f"{problem.description or problem.name}: {choice.table.title}")
+    if note:
+        table = table._replace(notes=table.notes + (note,))
+    print(table, file=stream)
+    print(f"\nchoice: {choice.label} (num_samples={choice.num_samples}). {choice.reason}", file=stream)
+    if args.json:
+        out = {"choice": choice.label, "num_samples": choice.num_samples, "reason": choice.reason,
+               "excluded": [list(e) for e in choice.excluded], "pilot_s": choice.pilot_s,
+               "compile_s": choice.compile_s, "table": table.to_dict()}
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1, default=lambda x: None)
+        print(f"wrote {args.json}", file=stream)
+    return 0
+
+
 def _run_list(stream):
     from ._src.diagnostics.compare import registered_estimators
     from ._src.diagnostics.problems import COSTS, DEFAULT_K
@@ -274,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="repgrad", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", metavar="{demo,compare,list}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,compare,select,list}")
     demo = sub.add_parser("demo", help="the default: estimators on three Gaussian problems")
     demo.add_argument("--num-samples", type=int, default=16, help="samples per gradient (default 16)")
     demo.add_argument("--replicates", type=int, default=500, help="independent gradients for the statistics (default 500)")
@@ -286,12 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cmp_.add_argument("--problem", metavar="NAME", help="quadratic | cos | exp (default cos), or MODULE:NAME")
-    cmp_.add_argument("--function", metavar="MODULE:NAME", help="your f(x) -> scalar, for x ~ dist(loc, scale)")
-    cmp_.add_argument("--dist", choices=_DISTS, default="normal", help="family of x (default normal)")
-    cmp_.add_argument("--k", type=float, default=None, help="the built-in cost's constant k")
-    cmp_.add_argument("--loc", type=float, default=None, help="loc of x (default 1; 0 with --function)")
-    cmp_.add_argument("--scale", type=float, default=None, help="scale of x (default 1)")
+    _add_problem_arguments(cmp_)
     cmp_.add_argument(
         "--num-samples",
         nargs="+",
@@ -326,8 +369,38 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--json", metavar="OUT.json", help="write the table as JSON")
     cmp_.add_argument("--no-reference", action="store_true", help="with --function: no quadrature reference")
     cmp_.add_argument("--quiet", action="store_true", help="no progress bar")
+    sel = sub.add_parser(
+        "select",
+        help="choose the lowest variance x time estimator for a built-in or your own problem",
+        description="Choose an estimator by a pilot run: every estimator that applies (with and without the "
+        "variance reduction that applies, unbiased unless --allow-biased) is compiled and run on the same keys, "
+        "calls interleaved; the lowest variance x time per gradient wins, and among candidates within each "
+        "other's uncertainty the cheaper one. Prints the table, the excluded candidates with the reason, the "
+        "pilot's cost and the choice.",
+        epilog=_SELECT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_problem_arguments(sel)
+    sel.add_argument("--num-samples", type=int, default=16, help="samples per gradient, your training N (default 16)")
+    sel.add_argument("--budget", type=float, default=10.0, help="the pilot's budget in seconds, compiling included (default 10)")
+    sel.add_argument("--replicates", type=int, default=200, help="gradients per candidate, at most (default 200)")
+    sel.add_argument("--candidates", nargs="+", metavar="SPEC", help="candidate specs (default: every one that applies)")
+    sel.add_argument("--allow-biased", action="store_true", help="biased estimators too, ranked by MSE")
+    sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument("--json", metavar="OUT.json", help="write the choice and the table as JSON")
+    sel.add_argument("--no-reference", action="store_true", help="with --function: no quadrature reference")
+    sel.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("list", help="list estimators and built-in problems")
     return parser
+
+
+def _add_problem_arguments(p):
+    p.add_argument("--problem", metavar="NAME", help="quadratic | cos | exp (default cos), or MODULE:NAME")
+    p.add_argument("--function", metavar="MODULE:NAME", help="your f(x) -> scalar, for x ~ dist(loc, scale)")
+    p.add_argument("--dist", choices=_DISTS, default="normal", help="family of x (default normal)")
+    p.add_argument("--k", type=float, default=None, help="the built-in cost's constant k")
+    p.add_argument("--loc", type=float, default=None, help="loc of x (default 1; 0 with --function)")
+    p.add_argument("--scale", type=float, default=None, help="scale of x (default 1)")
 
 
 def _version():
@@ -347,13 +420,13 @@ def main(argv=None) -> int:
         if replicates < 2 or num_samples < 2:
             parser.error("--replicates and --num-samples must be >= 2")
         return _run_demo(num_samples, replicates, getattr(args, "seed", 0), stream)
-    if args.command == "compare":
+    if args.command in ("compare", "select"):
         if args.function is not None:
             args.loc = 0.0 if args.loc is None else args.loc
             args.scale = 1.0 if args.scale is None else args.scale
             if not args.scale > 0:
                 parser.error(f"--scale must be > 0, got {args.scale}")
-        return _run_compare(args, parser, stream)
+        return (_run_compare if args.command == "compare" else _run_select)(args, parser, stream)
     return _run_list(stream)
 
 

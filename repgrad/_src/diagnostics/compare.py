@@ -40,10 +40,9 @@ from .. import registry
 from ..core import transforms as _transforms
 from ..core.estimator import Estimator
 from .count import count_calls, counted
-from .progress import progress_bar
+from .measure import measure
 from .summary import summarize
 from .table import ComparisonTable, Row
-from .timing import time_round_robin
 
 DEFAULT_ESTIMATORS = ("pathwise", "score", "score:loo", "measure_valued")
 
@@ -84,22 +83,28 @@ def registered_estimators() -> dict[str, tuple[str, ...]]:
     return {names[0]: tuple(names[1:]) for names in groups.values()}
 
 
-def _grad_fn(f, dist, estimator, num_samples):
-    """``g(params, key)``: one gradient estimate by ``estimator``, from the initial baseline state
-    and (REBAR) the default control parameters, so every replicate is an independent draw."""
-    fn = _transforms.grad(f, dist, estimator, num_samples=num_samples)
+def grad_fn(f, dist, estimator, num_samples, *, has_aux: bool = False):
+    """``g(params, key, *args)``: one gradient estimate by ``estimator`` (f's aux output dropped),
+    from the initial baseline state and (REBAR) the default control parameters, so that every
+    replicate is an independent draw. RELAX, whose control ψ is the user's, raises a TypeError."""
+    fn = _transforms.grad(f, dist, estimator, num_samples=num_samples, has_aux=has_aux)
     kwargs = {}
     if estimator.control_init is not None:
         kwargs["control_params"] = estimator.control_init()  # RELAX raises: its ψ is the user's
     stateful = estimator.stateful
 
-    def g(params, key):
-        out = fn(params, key, **kwargs, **({"baseline_state": estimator.init()} if stateful else {}))
+    def g(params, key, *args):
+        out = fn(params, key, *args, **kwargs, **({"baseline_state": estimator.init()} if stateful else {}))
         if stateful:
             out = out[0]
-        return out[0] if estimator.control_init is not None else out
+        if estimator.control_init is not None:
+            out = out[0]
+        return out[0] if has_aux else out
 
     return g
+
+
+_grad_fn = grad_fn
 
 
 def _leaf_rows(path, est, exact_leaf, max_elements):
@@ -249,6 +254,39 @@ def compare(
         raise ValueError(f"num_replicates must be an int >= 2 (variances need two estimates); got {num_replicates!r}.")
     if isinstance(timing_repeats, bool) or not isinstance(timing_repeats, int) or timing_repeats < 1:
         raise ValueError(f"timing_repeats must be an int >= 1; got {timing_repeats!r}.")
+    if exact is not None:
+        _, treedef = jax.tree_util.tree_flatten(params)
+        try:
+            treedef.flatten_up_to(exact)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"exact must have the structure of params ({treedef}); got {exact!r}.") from e
+    started = clock()
+    m = measure(transforms, params, key, *args, num_replicates=num_replicates, vectorize=vectorize,
+                timing_repeats=timing_repeats, clock=clock, progress=progress)
+    calls = {}
+    for label, fn in transforms.items():
+        counter = fn if count is None else count.get(label)
+        c = count_calls(counter, params, key, *args) if counter is not None else None
+        calls[label] = None if c is None or (c.f_evals == 0 and c.grad_evals == 0) else c  # None: f not ``counted``
+    return tabulate(m, params, calls=calls, exact=exact, max_elements=max_elements, num_samples=num_samples,
+                    title=title, num_bootstrap=num_bootstrap, seconds=clock() - started)
+
+
+def tabulate(m, params, *, calls=None, exact=None, max_elements: int = 4, num_samples=None, title: str = "",
+             biased=None, reference=None, num_bootstrap: int = 1000, notes=(), seconds=float("nan")) -> ComparisonTable:
+    """A ``ComparisonTable`` from a ``Measurement``: per-parameter rows and per-estimator summaries.
+
+    Args:
+      m: the ``Measurement`` (replicates and interleaved timings of each estimator).
+      params: the parameters the gradients are of (their structure names the rows).
+      calls: ``{label: CallCount or None}``, evaluations of f per gradient.
+      exact, max_elements: see ``compare``.
+      num_samples: ``{label: N}`` for the N column.
+      title, notes, seconds: the table's heading, extra lines and wall time.
+      biased, reference: see ``summarize`` (labels of biased estimators are ranked by MSE
+        against the estimator labelled ``reference``).
+      num_bootstrap: resamples for the ratio intervals.
+    """
     leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(params)
     exact_leaves = [None] * len(leaves_with_path)
     if exact is not None:
@@ -256,63 +294,17 @@ def compare(
             exact_leaves = treedef.flatten_up_to(exact)
         except (ValueError, TypeError) as e:
             raise TypeError(f"exact must have the structure of params ({treedef}); got {exact!r}.") from e
-    if progress is True:
-        progress = progress_bar()
-    started = clock()
-    keys = jax.random.split(key, num_replicates)
-    labels = list(transforms)
-    n = len(labels)
-    rounds = timing_repeats if vectorize else num_replicates
-    # Progress in units of one timing round: compiling one transform counts as many rounds as all
-    # the timing together, since compilation is most of the wall time of a comparison.
-    total = (n + 1) * rounds
-    tick = (lambda done, label: progress(done, total, label)) if progress is not None else (lambda done, label: None)
-
-    # 1. Compile and warm up every transform (and, vectorized, draw the R replicates).
-    singles, grads, compile_s = [], [], []
-    for i, label in enumerate(labels):
-        tick(i * rounds, f"compiling {label}")
-        fn = transforms[label]
-        single = jax.jit(fn)
-        t0 = clock()
-        jax.block_until_ready(single(params, keys[0], *args))
-        compile_s.append(clock() - t0)
-        if vectorize:
-            grads.append(jax.tree_util.tree_map(np.asarray, jax.jit(jax.vmap(lambda k, fn=fn: fn(params, k, *args)))(keys)))
-        singles.append(single)
-
-    # 2. Interleaved timing rounds (unvectorized: the R replicate calls themselves).
-    if vectorize:
-        # Keys split into a list beforehand: indexing a key array is itself a dispatched op.
-        timing_keys = list(jax.random.split(jax.random.fold_in(key, 1), rounds))
-        calls = [lambda r, g=g: jax.block_until_ready(g(params, timing_keys[r], *args)) for g in singles]
-        seconds, _ = time_round_robin(calls, rounds, warmup=1, clock=clock, progress=progress,
-                                      progress_offset=n * rounds, progress_total=total)
-    else:
-        outs = [[None] * num_replicates for _ in labels]
-        key_list = list(keys)
-
-        def call(r, i):
-            outs[i][r] = jax.block_until_ready(singles[i](params, key_list[r], *args))
-
-        calls = [lambda r, i=i: call(r, i) for i in range(n)]
-        seconds, _ = time_round_robin(calls, rounds, inner=1, warmup=1, clock=clock, progress=progress,
-                                      progress_offset=n * rounds, progress_total=total)
-        grads = [jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *o) for o in outs]
-
-    # 3. Per-parameter rows and per-estimator summaries.
-    rows, flats, eps, counts, norm_sizes = [], [], [], [], {}
+    labels = list(m.labels)
+    calls = dict(calls or {})
     num_samples = dict(num_samples or {})
+    rows, flats, eps, counts, norm_sizes = [], [], [], [], {}
     for i, label in enumerate(labels):
-        seconds_i = float(np.median(seconds[:, i]))
-        est_leaves = treedef.flatten_up_to(grads[i])
-        counter = transforms[label] if count is None else count.get(label)
-        calls_i = count_calls(counter, params, key, *args) if counter is not None else None
-        if calls_i is not None and calls_i.f_evals == 0 and calls_i.grad_evals == 0:
-            calls_i = None  # f was not marked with ``counted``
+        seconds_i = float(np.median(m.seconds[:, i]))
+        est_leaves = treedef.flatten_up_to(m.grads[i])
+        calls_i = calls.get(label)
         evals = None if calls_i is None else calls_i.f_evals + calls_i.grad_evals
         counts.append(None if calls_i is None else (calls_i.f_evals, calls_i.grad_evals))
-        flats.append(_flat(est_leaves, num_replicates))
+        flats.append(_flat(est_leaves, m.replicates))
         eps.append(_eps(est_leaves))
         for (path, _), est, ex in zip(leaves_with_path, est_leaves, exact_leaves, strict=True):
             for pname, e, exv, agg in _leaf_rows(path, est, ex, max_elements):
@@ -334,7 +326,7 @@ def compare(
                         grad_evals=None if calls_i is None else calls_i.grad_evals,
                         var_x_time=variance * seconds_i,
                         var_x_evals=float("nan") if evals is None else variance * evals,
-                        replicates=num_replicates,
+                        replicates=m.replicates,
                         num_samples=num_samples.get(label),
                     )
                 )
@@ -344,13 +336,14 @@ def compare(
             np.broadcast_to(np.asarray(ex, np.float64), np.shape(leaf)).reshape(-1)
             for (_, leaf), ex in zip(leaves_with_path, exact_leaves, strict=True)
         ])
-    summary = summarize(labels, flats, seconds, num_samples=[num_samples.get(lb) for lb in labels], calls=counts,
-                        eps=eps, exact=exact_flat, num_bootstrap=num_bootstrap)
-    summary = tuple(s._replace(compile_s=c) for s, c in zip(summary, compile_s, strict=True))
-    notes = (_norm_note(norm_sizes.items(), max_elements),) if norm_sizes else ()
-    if progress is not None:
-        progress(total, total, "done")
-    return ComparisonTable(rows=tuple(rows), title=title, notes=notes, summary=summary, seconds=clock() - started)
+    biased = set(biased or ())
+    summary = summarize(labels, flats, m.seconds, num_samples=[num_samples.get(lb) for lb in labels], calls=counts,
+                        eps=eps, exact=exact_flat, num_bootstrap=num_bootstrap,
+                        biased=[lb in biased for lb in labels],
+                        reference=None if reference is None else labels.index(reference))
+    summary = tuple(s._replace(compile_s=c) for s, c in zip(summary, m.compile_s, strict=True))
+    notes = tuple(notes) + ((_norm_note(norm_sizes.items(), max_elements),) if norm_sizes else ())
+    return ComparisonTable(rows=tuple(rows), title=title, notes=notes, summary=summary, seconds=seconds)
 
 
 def _equal_cost_samples(fx_counted, dist, estimators, num_samples, params, key):

@@ -23,6 +23,12 @@ noise of an exact or nearly exact estimator (enumeration, a control variate that
 is ranked as that floor, so that among such estimators the fastest one wins rather than the one
 with the luckiest rounding. A NaN or infinite estimate makes an estimator's variance non-finite:
 it is never the best, and its ratio is NaN.
+
+Biased estimators (a relaxation such as Gumbel-softmax) are ranked by mean squared error, never by
+variance alone: MSE = ‖bias‖² + V, with the squared bias estimated against an unbiased
+``reference`` estimator from the paired replicates d_r = ĝ_r − ĝ_ref,r (same keys):
+‖d̄‖² − tr(S_d)/R, an unbiased estimate of ‖E ĝ − E ĝ_ref‖² (clipped at 0); they are then ranked
+by MSE × time.
 """
 
 from __future__ import annotations
@@ -59,6 +65,11 @@ class Summary(NamedTuple):
       rounds: timing rounds behind ``time_per_grad``.
       mse: Σ_j (bias_j² + Var ĝ_j) against the exact gradient when one was given, else NaN.
       compile_s: seconds of the first call (compilation included), NaN when not measured.
+      biased: whether the estimator is ranked by MSE against a reference (a biased estimator).
+      bias_sq: for a biased estimator, its squared bias ‖E ĝ − ∇‖² estimated against the
+        reference; NaN otherwise.
+      mse_x_time: for a biased estimator, (variance + bias_sq) × time_per_grad, what it is
+        ranked by (its ``ratio`` is of this); NaN otherwise.
     """
 
     estimator: str
@@ -80,6 +91,9 @@ class Summary(NamedTuple):
     rounds: int
     mse: float = float("nan")
     compile_s: float = float("nan")
+    biased: bool = False
+    bias_sq: float = float("nan")
+    mse_x_time: float = float("nan")
 
 
 def _variance_and_se(est):
@@ -101,8 +115,22 @@ def _bootstrap_variances(est, counts):
     return np.sum(s2 - np.square(s1) / r, axis=1) / (r - 1)
 
 
+def _bias_sq(d, counts=None):
+    """‖d̄‖² − tr(S_d)/R (clipped at 0) for paired differences d (R, P), or per bootstrap resample."""
+    r = d.shape[0]
+    mean = d.mean(axis=0)
+    centered = d - mean
+    if counts is None:
+        trace = float(np.sum(np.square(centered)) / (r - 1))
+        return max(float(np.sum(np.square(mean))) - trace / r, 0.0)
+    s1 = counts @ centered
+    s2 = counts @ np.square(centered)
+    trace = np.sum(s2 - np.square(s1) / r, axis=1) / (r - 1)
+    return np.maximum(np.sum(np.square(mean + s1 / r), axis=1) - trace / r, 0.0)
+
+
 def summarize(labels, estimates, seconds, *, num_samples=None, calls=None, eps=None, exact=None,
-              num_bootstrap: int = 1000, seed: int = 0) -> tuple[Summary, ...]:
+              num_bootstrap: int = 1000, seed: int = 0, biased=None, reference=None) -> tuple[Summary, ...]:
     """``Summary`` rows from raw replicates and timings.
 
     Args:
@@ -116,6 +144,9 @@ def summarize(labels, estimates, seconds, *, num_samples=None, calls=None, eps=N
       exact: the flattened exact gradient (P,), or None.
       num_bootstrap: bootstrap resamples for the ratio intervals.
       seed: the bootstrap's seed (the intervals are reproducible).
+      biased: per estimator, whether it is biased: ranked by MSE × time against ``reference``.
+      reference: the index of an unbiased estimator (the lowest-variance one is best), needed
+        when any estimator is biased.
 
     Returns:
       A tuple of ``Summary``, in the order of ``labels``.
@@ -129,6 +160,10 @@ def summarize(labels, estimates, seconds, *, num_samples=None, calls=None, eps=N
     r = est[0].shape[0]
     if any(e.shape[0] != r for e in est):
         raise ValueError("every estimator needs the same number of replicates, from the same keys.")
+    biased = [False] * n if biased is None else [bool(b) for b in biased]
+    if any(biased) and (reference is None or biased[reference]):
+        raise ValueError("biased estimators are ranked by MSE against an unbiased reference: pass reference= "
+                         "the index of an unbiased estimator.")
     rng = np.random.default_rng(seed)
     rep_idx = bootstrap_indices(r, num_bootstrap, rng)
     counts = np.zeros((num_bootstrap, r))
@@ -156,14 +191,24 @@ def summarize(labels, estimates, seconds, *, num_samples=None, calls=None, eps=N
         c = calls[i]
         evals = None if c is None else c[0] + c[1]
         vt = v_eff * t
-        eff.append(vt if finite and math.isfinite(vt) else math.inf)
-        eff_boot.append(v_boot)
+        bias_sq = mse_x_time = float("nan")
+        rank, rank_boot = vt, v_boot
+        if biased[i] and finite and np.all(np.isfinite(est[reference])):
+            d = e - est[reference]
+            bias_sq = _bias_sq(d)
+            rank = mse_x_time = (v_eff + bias_sq) * t
+            rank_boot = v_boot + _bias_sq(d, counts)
+        elif biased[i]:
+            rank = float("nan")  # no finite reference: a biased estimator cannot be ranked
+        eff.append(rank if finite and math.isfinite(rank) else math.inf)
+        eff_boot.append(rank_boot)
         t_boot.append(np.median(seconds[round_idx, i], axis=1))
         rows.append(dict(
             estimator=labels[i], num_samples=num_samples[i], f_evals=None if c is None else c[0],
             grad_evals=None if c is None else c[1], variance=variance, variance_se=se, rounding=rounding,
             time_per_grad=t, var_x_time=vt, var_x_evals=float("nan") if evals is None else v_eff * evals,
             finite=finite and math.isfinite(vt), replicates=r, rounds=seconds.shape[0], mse=mse,
+            biased=biased[i], bias_sq=bias_sq, mse_x_time=mse_x_time,
         ))
     best = int(np.argmin(eff)) if any(math.isfinite(x) for x in eff) else None
     out = []
@@ -171,6 +216,9 @@ def summarize(labels, estimates, seconds, *, num_samples=None, calls=None, eps=N
         if best is None or not row["finite"]:
             ratio = lo = hi = float("nan")
         else:
+            if not math.isfinite(eff[i]):
+                out.append(Summary(**row, ratio=float("nan"), ratio_lo=float("nan"), ratio_hi=float("nan"), best=False))
+                continue
             ratio = _ratio(eff[i], eff[best], rows[i]["time_per_grad"], rows[best]["time_per_grad"])
             boot = _ratio(eff_boot[i] * t_boot[i], eff_boot[best] * t_boot[best], t_boot[i], t_boot[best])
             lo, hi = (float(q) for q in np.nanquantile(boot, [0.025, 0.975])) if np.any(np.isfinite(boot)) else (ratio, ratio)

@@ -181,8 +181,9 @@ class ComparisonTable(NamedTuple):
             else:
                 ratio, interval = _fmt(s.ratio, ".3g"), f"[{_fmt(s.ratio_lo, '.3g')}, {_fmt(s.ratio_hi, '.3g')}]"
             variance = _fmt(s.variance) + (" (≈0)" if s.rounding else "")
+            vt = _fmt(s.mse_x_time, ".3g") + " (MSE)" if s.biased else _fmt(s.var_x_time, ".3g")
             cells.append((s.estimator, _fmt(s.num_samples, "d"), _fmt(evals, "d"), variance, _fmt(s.variance_se, ".2g"),
-                          _fmt_time(s.time_per_grad), _fmt(s.var_x_time, ".3g"), ratio, interval))
+                          _fmt_time(s.time_per_grad), vt, ratio, interval))
         widths = [max(len(row[j]) for row in cells) for j in range(len(header))]
         align = "<>>>>>>><"
         out = ["per estimator, all parameters: Σ variance = sum of the per-coordinate variances;",
@@ -191,6 +192,9 @@ class ComparisonTable(NamedTuple):
             out.append("  ".join(format(v, f"{a}{w}") for v, a, w in zip(row, align, widths, strict=True)).rstrip())
             if i == 0:
                 out.append("  ".join("-" * w for w in widths))
+        if any(s.biased for s in self.summary):
+            out.append("(MSE): a biased estimator, ranked by (its squared bias against an unbiased reference + "
+                       "Σ variance) × time/grad.")
         if any(s.rounding for s in self.summary):
             out.append("(≈0): below float rounding, ranked as the rounding floor, so the fastest exact estimator wins.")
         return "\n".join(out)

@@ -27,7 +27,7 @@ def round_robin_order(num: int, r: int) -> list[int]:
 
 
 def time_round_robin(calls, rounds: int, *, inner=None, warmup: int = 2, min_sample_s: float = 1e-3,
-                     max_inner: int = 100, budget_s: float | None = None, clock=time.perf_counter,
+                     max_inner: int = 100, budget_s: float | None = None, min_rounds: int = 1, clock=time.perf_counter,
                      progress=None, progress_offset: int = 0, progress_total: int | None = None):
     """Seconds per call of each candidate, in interleaved rounds.
 
@@ -39,7 +39,9 @@ def time_round_robin(calls, rounds: int, *, inner=None, warmup: int = 2, min_sam
         the warm-up, enough calls for ``min_sample_s`` seconds (at most ``max_inner``).
       warmup: untimed calls of each candidate first (0 when they ran already).
       min_sample_s: the shortest timed sample worth having (see ``inner``).
-      budget_s: stop after the round that spends it (at least one round runs).
+      budget_s: stop after the round that spends it (timed from the first round), once
+        ``min_rounds`` rounds have run.
+      min_rounds: see ``budget_s``.
       clock: seconds; tests pass a fake clock.
       progress: optional ``progress(done, total, label)``, called after each round.
       progress_offset, progress_total: where the rounds sit in a longer progress count.
@@ -73,7 +75,7 @@ def time_round_robin(calls, rounds: int, *, inner=None, warmup: int = 2, min_sam
         seconds.append(row)
         if progress is not None:
             progress(progress_offset + r + 1, total, f"timing round {r + 1}/{rounds}")
-        if budget_s is not None and clock() - start >= budget_s:
+        if budget_s is not None and r + 1 >= min_rounds and clock() - start >= budget_s:
             break
     return np.asarray(seconds, np.float64), list(inner)
 
