@@ -295,3 +295,17 @@ def test_cli_select(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["select", "--problem", "cos", "--candidates", "nope", "--quiet"])
     assert "Unknown estimator" in capsys.readouterr().err
+
+
+def test_has_aux_and_extra_args():
+    def f(x, k):
+        return jnp.cos(k * x), {"x": x}
+
+    params = {"loc": jnp.float32(0.3), "scale": jnp.float32(1.0)}
+    choice = select_estimator(f, _normal, params, KEYS[0], jnp.float32(8.0), has_aux=True,
+                              candidates=["pathwise", "score:loo"], budget_s=BUDGET, num_replicates=60)
+    assert choice.label == "score:loo"
+    assert choice.table.summary_of("score:loo").f_evals == 16
+    g, aux = rg.grad(f, _normal, choice.estimator, num_samples=choice.num_samples, has_aux=True)(
+        params, KEYS[1], jnp.float32(8.0))
+    assert aux["x"].shape == (16,)

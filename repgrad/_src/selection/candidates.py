@@ -43,9 +43,11 @@ VARIANTS = {
 }
 
 # Compilation order (the pilot may run out of budget before the last): exact and usually strong
-# estimators first, then the rest in registry order; names not listed here come in between.
-_FIRST = ("enumeration", "pathwise", "disarm", "score:loo", "measure_valued", "score:optimal", "arm")
-_LAST = ("pathwise+delta", "score:loo+delta", "measure_valued+delta", "rebar", "score")
+# estimators first (pathwise+delta is exact for quadratic f and strong for smooth f), then the
+# rest in registry order; names not listed here come in between. Those that do not apply fail
+# at trace time, which is cheap, so one order serves continuous and discrete problems.
+_FIRST = ("enumeration", "pathwise", "pathwise+delta", "disarm", "score:loo", "measure_valued", "score:optimal", "arm")
+_LAST = ("score:loo+delta", "measure_valued+delta", "rebar", "score")
 
 _RESOLVED: dict = {}  # (name, options) -> Estimator: one value per candidate, stable across calls
 

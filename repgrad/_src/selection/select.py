@@ -237,6 +237,11 @@ def select_estimator(
             progress(i, len(pool), f"compiling {c.label}")
         entry = _entry(f, dist, c, num_samples, has_aux)
         if sig not in entry["compiled"] and clock() - start > COMPILE_SHARE * budget_s:
+            try:  # no time to compile it; trace it (cheaper) to say whether it would apply
+                jax.eval_shape(entry["grad_fn"], params, key, *args)
+            except (TypeError, ValueError, NotImplementedError) as e:
+                excluded.append((c.label, _why(e)))
+                continue
             excluded.append((c.label, f"not compiled within {COMPILE_SHARE:.0%} of budget_s={budget_s:g} s "
                                       "(raise budget_s, or pass candidates=)"))
             continue
