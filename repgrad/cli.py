@@ -1,4 +1,4 @@
-"""The ``repgrad`` command: a demo and ``repgrad compare`` (see ``repgrad --help``)."""
+"""The ``repgrad`` command: a demo, ``repgrad compare`` and ``repgrad select`` (see ``repgrad --help``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ examples:
   repgrad compare --problem exp --estimators all --plot exp.png
   repgrad compare --function mymod:f --loc 0.5 --scale 2 --estimators pathwise score:loo
   repgrad compare --problem mymod:make_problem --replicates 2000 --json out.json
+  repgrad compare --problem cos --equal-cost  N per estimator for equal f + grad-f evaluations
+  repgrad compare --estimators pathwise score:loo --num-samples pathwise=16 score:loo=64
+  repgrad select --problem cos --k 8         choose the estimator by a pilot run
   repgrad list                               estimators and built-in problems
 
 --function MODULE:NAME  names f(x) -> scalar for a scalar x ~ N(--loc, --scale^2)
@@ -43,27 +46,52 @@ examples:
     (f, dist, params, exact_or_None), or a zero-argument function returning either;
     dist(params) is any distribution, params any pytree.
 estimator specs: any name in repgrad.ESTIMATORS, options after a colon:
-    score:loo (baseline="loo"), measure_valued:uncoupled, name:key=value,key2=value."""
+    score:loo (baseline="loo"), measure_valued:uncoupled, name:key=value,key2=value.
+cost: each table ends with one line per estimator over all parameters: N, f + grad-f
+    evaluations per gradient, the summed variance, the median time of a compiled call
+    (calls interleaved across estimators), var x time (the equal-time comparison: lower
+    is better) and its ratio to the best one's with a 95% bootstrap interval. A NaN or
+    infinite estimate is never best. --equal-cost compares at equal evaluations too.
+progress: a bar on a terminal; in a log or pipe, a line every 10%."""
+
+
+_SELECT_EPILOG = """\
+examples:
+  repgrad select --problem cos --k 8                  a built-in problem
+  repgrad select --function mymod:f --loc 0.5 --scale 2
+  repgrad select --problem mymod:make --num-samples 64 --budget 30 --json choice.json
+  repgrad select --problem cos --candidates pathwise score:loo measure_valued
+
+--function and --problem as for `repgrad compare` (see `repgrad compare --help`).
+candidates: registry specs (score:loo) or the variant labels of the default set
+    (pathwise+delta, score:loo+delta, measure_valued+delta, score:optimal)."""
 
 
 def _progress_printer(stream=None):
-    stream = sys.stderr if stream is None else stream
-    tty = hasattr(stream, "isatty") and stream.isatty()
-    start = time.perf_counter()
+    """A bar on a terminal, a line every 10% in a log (``repgrad.diagnostics.progress_bar``)."""
+    from ._src.diagnostics.progress import progress_bar
 
-    def progress(done, total, label):
-        elapsed = time.perf_counter() - start
-        width = 24
-        filled = int(width * done / max(total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        text = f"[{bar}] {done}/{total} {label:<24.24} {elapsed:5.1f}s"
-        if tty:
-            stream.write("\r" + text + ("\n" if done >= total else ""))
-        else:
-            stream.write(text + "\n")
-        stream.flush()
+    return progress_bar(stream)
 
-    return progress
+
+def _parse_num_samples(tokens, parser):
+    """``--num-samples 16`` (every estimator) or ``--num-samples pathwise=32 score:loo=64`` (per spec;
+    the last '=' separates the count, since specs may hold key=value options)."""
+    if len(tokens) == 1 and "=" not in tokens[0]:
+        try:
+            return int(tokens[0])
+        except ValueError:
+            parser.error(f"--num-samples takes an int or SPEC=N pairs (e.g. pathwise=32 score:loo=64); got {tokens[0]!r}")
+    out = {}
+    for token in tokens:
+        spec, sep, n = token.rpartition("=")
+        try:
+            out[spec] = int(n)
+        except ValueError:
+            sep = ""
+        if not sep or not spec:
+            parser.error(f"--num-samples takes an int or SPEC=N pairs (e.g. pathwise=32 score:loo=64); got {token!r}")
+    return out
 
 
 def _load_attr(spec: str, parser):
@@ -170,7 +198,8 @@ def _split_specs(tokens):
         for piece in token.replace(";", ",").split(","):
             if not piece:
                 continue
-            if piece.partition(":")[0] in registry.ESTIMATORS or piece == "all" or not specs:
+            # "pathwise+delta": a variant label of repgrad select's candidates, also a new spec.
+            if piece.partition(":")[0].split("+")[0] in registry.ESTIMATORS or piece == "all" or not specs:
                 specs.append(piece)
             else:
                 specs[-1] += "," + piece
@@ -186,7 +215,8 @@ def _run_demo(num_samples, replicates, seed, stream):
     progress = _progress_printer()
     print(
         f"repgrad demo: d/dmu and d/dsigma of E[f(x)], x ~ N(1, 1); {num_samples} samples per gradient, "
-        f"statistics over {replicates} independent gradients (time/grad: their median wall time).",
+        f"statistics over {replicates} independent gradients\n(time/grad: the median of those compiled calls, "
+        "interleaved across the estimators).",
         file=stream,
     )
     key = jax.random.key(seed)
@@ -199,9 +229,11 @@ def _run_demo(num_samples, replicates, seed, stream):
         )
         print("\n" + table.to_text(DEMO_COLUMNS), file=stream)
     print(
-        "\nvariance: of one gradient estimate; var×time: variance × seconds per gradient (lower is better);"
-        "\nf evals / ∇f evals: per-sample evaluations of f and of its derivative, counted from the jaxpr."
-        f"\nTotal {time.perf_counter() - start:.1f} s. Try `repgrad compare --help`.",
+        "\nvariance: of one gradient estimate; var×time: variance × seconds per gradient, the variance of"
+        "\n  one second's worth of gradients averaged (lower is better, whatever the number of samples);"
+        "\nf evals / ∇f evals: per-sample evaluations of f and of its derivative, counted from the jaxpr;"
+        "\n× best: var×time over the best estimator's, with a 95% bootstrap interval."
+        f"\nTotal {time.perf_counter() - start:.1f} s. Try `repgrad compare --help` (e.g. --equal-cost).",
         file=stream,
     )
     return 0
@@ -214,10 +246,11 @@ def _run_compare(args, parser, stream):
 
     problem, note = _resolve_problem(args, parser)
     estimators = _split_specs(args.estimators)
+    num_samples = _parse_num_samples(args.num_samples, parser)
     try:
         table = dg.compare_estimators(
             problem.f, problem.dist, problem.params, jax.random.key(args.seed), estimators=estimators,
-            num_samples=args.num_samples, num_replicates=args.replicates, exact=problem.exact,
+            num_samples=num_samples, equal_cost=args.equal_cost, num_replicates=args.replicates, exact=problem.exact,
             title=problem.description or problem.name, timing_repeats=args.timing_repeats,
             progress=None if args.quiet else _progress_printer(), vectorize=args.vectorize,
         )
@@ -232,6 +265,40 @@ def _run_compare(args, parser, stream):
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(table.to_dict(), fh, indent=1, default=lambda x: None)
+        print(f"wrote {args.json}", file=stream)
+    return 0
+
+
+def _run_select(args, parser, stream):
+    import jax
+
+    from ._src.selection.select import select_estimator
+
+    problem, note = _resolve_problem(args, parser)
+    if args.num_samples < 1 or args.replicates < 3 or not args.budget > 0:
+        parser.error("--num-samples must be >= 1, --replicates >= 3 and --budget > 0")
+    candidates = None if args.candidates is None else _split_specs(args.candidates)
+    if candidates == "all":
+        candidates = None
+    try:
+        choice = select_estimator(
+            problem.f, problem.dist, problem.params, jax.random.key(args.seed), candidates=candidates,
+            allow_biased=args.allow_biased, budget_s=args.budget, num_samples=args.num_samples,
+            num_replicates=args.replicates, exact=problem.exact, progress=None if args.quiet else _progress_printer(),
+        )
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+    table = choice.table._replace(title=f"{problem.description or problem.name}: {choice.table.title}")
+    if note:
+        table = table._replace(notes=table.notes + (note,))
+    print(table, file=stream)
+    print(f"\nchoice: {choice.label} (num_samples={choice.num_samples}). {choice.reason}", file=stream)
+    if args.json:
+        out = {"choice": choice.label, "num_samples": choice.num_samples, "reason": choice.reason,
+               "excluded": [list(e) for e in choice.excluded], "pilot_s": choice.pilot_s,
+               "compile_s": choice.compile_s, "table": table.to_dict()}
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1, default=lambda x: None)
         print(f"wrote {args.json}", file=stream)
     return 0
 
@@ -255,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="repgrad", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", metavar="{demo,compare,list}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,compare,select,list}")
     demo = sub.add_parser("demo", help="the default: estimators on three Gaussian problems")
     demo.add_argument("--num-samples", type=int, default=16, help="samples per gradient (default 16)")
     demo.add_argument("--replicates", type=int, default=500, help="independent gradients for the statistics (default 500)")
@@ -267,13 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cmp_.add_argument("--problem", metavar="NAME", help="quadratic | cos | exp (default cos), or MODULE:NAME")
-    cmp_.add_argument("--function", metavar="MODULE:NAME", help="your f(x) -> scalar, for x ~ dist(loc, scale)")
-    cmp_.add_argument("--dist", choices=_DISTS, default="normal", help="family of x (default normal)")
-    cmp_.add_argument("--k", type=float, default=None, help="the built-in cost's constant k")
-    cmp_.add_argument("--loc", type=float, default=None, help="loc of x (default 1; 0 with --function)")
-    cmp_.add_argument("--scale", type=float, default=None, help="scale of x (default 1)")
-    cmp_.add_argument("--num-samples", type=int, default=16, help="samples per gradient (default 16)")
+    _add_problem_arguments(cmp_)
+    cmp_.add_argument(
+        "--num-samples",
+        nargs="+",
+        metavar="N|SPEC=N",
+        default=["16"],
+        help="samples per gradient: one N for all (default 16), or SPEC=N per estimator "
+        "(e.g. pathwise=32 score:loo=64)",
+    )
+    cmp_.add_argument(
+        "--equal-cost",
+        action="store_true",
+        help="give each estimator the N at which its f + grad-f evaluations per gradient match the costliest "
+        "estimator's at --num-samples (time is compared by var x time in the summary either way)",
+    )
     cmp_.add_argument("--replicates", type=int, default=500, help="independent gradients (default 500)")
     cmp_.add_argument(
         "--estimators",
@@ -294,8 +369,38 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--json", metavar="OUT.json", help="write the table as JSON")
     cmp_.add_argument("--no-reference", action="store_true", help="with --function: no quadrature reference")
     cmp_.add_argument("--quiet", action="store_true", help="no progress bar")
+    sel = sub.add_parser(
+        "select",
+        help="choose the lowest variance x time estimator for a built-in or your own problem",
+        description="Choose an estimator by a pilot run: every estimator that applies (with and without the "
+        "variance reduction that applies, unbiased unless --allow-biased) is compiled and run on the same keys, "
+        "calls interleaved; the lowest variance x time per gradient wins, and among candidates within each "
+        "other's uncertainty the cheaper one. Prints the table, the excluded candidates with the reason, the "
+        "pilot's cost and the choice.",
+        epilog=_SELECT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_problem_arguments(sel)
+    sel.add_argument("--num-samples", type=int, default=16, help="samples per gradient, your training N (default 16)")
+    sel.add_argument("--budget", type=float, default=10.0, help="the pilot's budget in seconds, compiling included (default 10)")
+    sel.add_argument("--replicates", type=int, default=200, help="gradients per candidate, at most (default 200)")
+    sel.add_argument("--candidates", nargs="+", metavar="SPEC", help="candidate specs (default: every one that applies)")
+    sel.add_argument("--allow-biased", action="store_true", help="biased estimators too, ranked by MSE")
+    sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument("--json", metavar="OUT.json", help="write the choice and the table as JSON")
+    sel.add_argument("--no-reference", action="store_true", help="with --function: no quadrature reference")
+    sel.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("list", help="list estimators and built-in problems")
     return parser
+
+
+def _add_problem_arguments(p):
+    p.add_argument("--problem", metavar="NAME", help="quadratic | cos | exp (default cos), or MODULE:NAME")
+    p.add_argument("--function", metavar="MODULE:NAME", help="your f(x) -> scalar, for x ~ dist(loc, scale)")
+    p.add_argument("--dist", choices=_DISTS, default="normal", help="family of x (default normal)")
+    p.add_argument("--k", type=float, default=None, help="the built-in cost's constant k")
+    p.add_argument("--loc", type=float, default=None, help="loc of x (default 1; 0 with --function)")
+    p.add_argument("--scale", type=float, default=None, help="scale of x (default 1)")
 
 
 def _version():
@@ -315,13 +420,13 @@ def main(argv=None) -> int:
         if replicates < 2 or num_samples < 2:
             parser.error("--replicates and --num-samples must be >= 2")
         return _run_demo(num_samples, replicates, getattr(args, "seed", 0), stream)
-    if args.command == "compare":
+    if args.command in ("compare", "select"):
         if args.function is not None:
             args.loc = 0.0 if args.loc is None else args.loc
             args.scale = 1.0 if args.scale is None else args.scale
             if not args.scale > 0:
                 parser.error(f"--scale must be > 0, got {args.scale}")
-        return _run_compare(args, parser, stream)
+        return (_run_compare if args.command == "compare" else _run_select)(args, parser, stream)
     return _run_list(stream)
 
 

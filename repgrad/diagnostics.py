@@ -42,6 +42,9 @@ from ._src.diagnostics.problems import Problem as Problem
 from ._src.diagnostics.problems import exact_gaussian_gradient as exact_gaussian_gradient
 from ._src.diagnostics.problems import gaussian_problem as gaussian_problem
 from ._src.diagnostics.problems import normal_dist as normal_dist
+from ._src.diagnostics.progress import progress_bar as progress_bar
+from ._src.diagnostics.summary import Summary as Summary
+from ._src.diagnostics.summary import summarize as summarize
 from ._src.diagnostics.table import ComparisonTable as ComparisonTable
 from ._src.diagnostics.table import Row as Row
 from ._src.diagnostics.table import plot as plot
@@ -66,4 +69,7 @@ __all__ = [
     "optimal_constant_baseline",
     "parse_estimator",
     "plot",
+    "progress_bar",
+    "summarize",
+    "Summary",
 ]

@@ -20,7 +20,7 @@ def test_help_is_helpful(capsys):
     with pytest.raises(SystemExit):
         cli.main(["compare", "--help"])
     out = capsys.readouterr().out
-    assert "--num-samples" in out and "--plot" in out and "--estimators" in out
+    assert "--num-samples" in out and "--plot" in out and "--estimators" in out and "--equal-cost" in out
 
 
 def test_compare_builtin_problem_writes_table_plot_and_json(tmp_path, capsys):
@@ -32,7 +32,7 @@ def test_compare_builtin_problem_writes_table_plot_and_json(tmp_path, capsys):
     assert code == 0
     captured = capsys.readouterr()
     assert "E[(x − -1)²]" in captured.out and "score:loo" in captured.out and "var×time" in captured.out
-    assert "2/2" in captured.err  # the progress bar went to stderr
+    assert "100%" in captured.err  # the progress bar went to stderr
     assert png.stat().st_size > 1000
     data = json.loads(js.read_text())
     assert data["estimators"]["pathwise"]["loc"]["exact"] == pytest.approx(4.0)  # 2(μ − k) = 2(1 + 1)

@@ -12,8 +12,11 @@ class Row(NamedTuple):
     Attributes:
       estimator: the estimator's label.
       param: the parameter's path, e.g. ``"loc"`` or ``"w[1]"``; an array parameter
-        with many elements is one row, ``"w (norm)"``, whose mean/exact/bias are
-        Euclidean norms and whose variance is the trace of the covariance.
+        with more than ``max_elements`` elements is one row, ``"w (norm)"``: its mean,
+        exact and bias are the Euclidean norms of the mean, exact and bias vectors, its
+        variance is the sum of the elements' variances (the trace of their covariance,
+        E‖ĝ − Eĝ‖²), its SNR ‖mean‖/√variance, and its bias_se √(variance / R), so an
+        unbiased estimator shows bias/SE ≈ 1 there (E‖ḡ − ∇‖² = variance / R).
       mean: mean of the gradient estimates over the replicates.
       exact: the exact gradient, NaN when none was given.
       bias: mean − exact (NaN without exact).
@@ -29,6 +32,7 @@ class Row(NamedTuple):
         compute buys (times one second); lower is better.
       var_x_evals: variance × (f_evals + grad_evals), the same per evaluation.
       replicates: number of independent gradient estimates the statistics use.
+      num_samples: the estimator's samples per gradient (None when not known).
     """
 
     estimator: str
@@ -45,6 +49,7 @@ class Row(NamedTuple):
     var_x_time: float
     var_x_evals: float
     replicates: int
+    num_samples: int | None = None
 
 
 def _fmt(x, spec=".4g"):
@@ -68,6 +73,7 @@ def _fmt_time(seconds: float) -> str:
 _COLUMNS = (
     ("estimator", "estimator", "<", lambda r: r.estimator),
     ("param", "param", "<", lambda r: r.param),
+    ("num_samples", "N", ">", lambda r: _fmt(r.num_samples, "d")),
     ("mean", "mean", ">", lambda r: _fmt(r.mean)),
     ("exact", "exact", ">", lambda r: _fmt(r.exact)),
     ("bias/SE", "bias/SE", ">", lambda r: _fmt(r.bias / r.bias_se if r.bias_se > 0 else float("nan"), "+.1f")),
@@ -87,11 +93,30 @@ class ComparisonTable(NamedTuple):
       rows: one ``Row`` per estimator and parameter.
       title: a heading (the problem), may be empty.
       notes: extra lines printed under the table (e.g. estimators that were skipped).
+      summary: one ``Summary`` per estimator over all parameters (summed variance, cost,
+        variance × time and its ratio to the best with a 95% interval); empty for a table
+        built by hand.
+      seconds: wall-clock seconds the comparison took, compilation included (NaN if unknown).
     """
 
     rows: tuple
     title: str = ""
     notes: tuple = ()
+    summary: tuple = ()
+    seconds: float = float("nan")
+
+    @property
+    def best(self) -> str | None:
+        """The label of the estimator with the lowest finite variance × time (summed over
+        parameters), or None when no estimator has one. A NaN/inf variance is never best."""
+        return next((s.estimator for s in self.summary if s.best), None)
+
+    def summary_of(self, estimator: str):
+        """The ``Summary`` of one estimator; ``KeyError`` names those there are."""
+        for s in self.summary:
+            if s.estimator == estimator:
+                return s
+        raise KeyError(f"no summary for {estimator!r}; the table has {[s.estimator for s in self.summary]}")
 
     @property
     def estimators(self) -> list[str]:
@@ -104,7 +129,8 @@ class ComparisonTable(NamedTuple):
 
     def to_dict(self) -> dict:
         """``{estimator: {param: row dict}}`` plus ``title`` and ``notes`` keys."""
-        out = {"title": self.title, "notes": list(self.notes), "estimators": {}}
+        out = {"title": self.title, "notes": list(self.notes), "estimators": {}, "best": self.best,
+               "summary": {s.estimator: s._asdict() for s in self.summary}, "seconds": self.seconds}
         for r in self.rows:
             out["estimators"].setdefault(r.estimator, {})[r.param] = r._asdict()
         return out
@@ -135,7 +161,43 @@ class ComparisonTable(NamedTuple):
             if i == 0:
                 lines.append("  ".join("-" * w for w in widths))
         lines.extend(self.notes)
+        if self.summary and len(self.summary) > 1:
+            lines.append("")
+            lines.append(self.summary_text())
         return "\n".join(lines)
+
+    def summary_text(self) -> str:
+        """The per-estimator summary as a text table: N, f + ∇f evaluations, the variance summed
+        over parameters ± its standard error, time per gradient, variance × time and its ratio
+        to the best with a 95% interval."""
+        header = ("estimator", "N", "evals", "Σ variance", "± SE", "time/grad", "var×time", "× best", "95% interval")
+        cells = [header]
+        for s in self.summary:
+            evals = None if s.f_evals is None else s.f_evals + s.grad_evals
+            if not s.finite:
+                ratio, interval = "not finite", ""
+            elif s.best:
+                ratio, interval = "best", ""
+            else:
+                ratio, interval = _fmt(s.ratio, ".3g"), f"[{_fmt(s.ratio_lo, '.3g')}, {_fmt(s.ratio_hi, '.3g')}]"
+            variance = _fmt(s.variance) + (" (≈0)" if s.rounding else "")
+            vt = _fmt(s.mse_x_time, ".3g") + " (MSE)" if s.biased else _fmt(s.var_x_time, ".3g")
+            cells.append((s.estimator, _fmt(s.num_samples, "d"), _fmt(evals, "d"), variance, _fmt(s.variance_se, ".2g"),
+                          _fmt_time(s.time_per_grad), vt, ratio, interval))
+        widths = [max(len(row[j]) for row in cells) for j in range(len(header))]
+        align = "<>>>>>>><"
+        out = ["per estimator, all parameters: Σ variance = sum of the per-coordinate variances;",
+               "var×time = Σ variance × time/grad (lower is better); × best = var×time / the best one's"]
+        for i, row in enumerate(cells):
+            out.append("  ".join(format(v, f"{a}{w}") for v, a, w in zip(row, align, widths, strict=True)).rstrip())
+            if i == 0:
+                out.append("  ".join("-" * w for w in widths))
+        if any(s.biased for s in self.summary):
+            out.append("(MSE): a biased estimator, ranked by (its squared bias against an unbiased reference + "
+                       "Σ variance) × time/grad.")
+        if any(s.rounding for s in self.summary):
+            out.append("(≈0): below float rounding, ranked as the rounding floor, so the fastest exact estimator wins.")
+        return "\n".join(out)
 
     def __str__(self) -> str:
         return self.to_text()
