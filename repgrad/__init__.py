@@ -74,6 +74,8 @@ from ._src.graph.stochastic import stochastic as stochastic
 from ._src.objectives.elbo import elbo as elbo
 from ._src.objectives.iwae import iwae_bound as iwae_bound
 from ._src.registry import ESTIMATORS as ESTIMATORS
+from ._src.selection.select import Selection as Selection
+from ._src.selection.select import select_estimator as select_estimator
 from ._src.variance_reduction.baselines import Baseline as Baseline
 from ._src.variance_reduction.baselines import MovingAverageState as MovingAverageState
 from ._src.variance_reduction.baselines import OptimalBaseline as OptimalBaseline
@@ -121,6 +123,7 @@ __all__ = [
     "OptimalBaseline",
     "Poisson",
     "Uniform",
+    "Selection",
     "ZeroGradientError",
     "arm",
     "arm_grad",
@@ -170,6 +173,7 @@ __all__ = [
     "score",
     "score_grad",
     "score_value_and_grad",
+    "select_estimator",
     "stochastic",
     "straight_through",
     "value_and_grad",

@@ -198,12 +198,11 @@ def select_estimator(
 
     Example:
       >>> import jax, jax.numpy as jnp, repgrad as rg
-      >>> from repgrad._src.selection.select import select_estimator   # rg.select_estimator
       >>> f = lambda x: jnp.sum(jnp.cos(6.0 * x))        # oscillates fast: not pathwise
       >>> dist = lambda p: rg.Normal(p["loc"], p["scale"])
       >>> params = {"loc": jnp.float32(0.3), "scale": jnp.float32(1.0)}
-      >>> choice = select_estimator(f, dist, params, jax.random.key(0), budget_s=20.0,
-      ...                           candidates=["pathwise", "score:loo", "measure_valued"])
+      >>> choice = rg.select_estimator(f, dist, params, jax.random.key(0), budget_s=20.0,
+      ...                              candidates=["pathwise", "score:loo", "measure_valued"])
       >>> choice.label != "pathwise"
       True
       >>> grads = rg.grad(f, dist, choice.estimator, num_samples=choice.num_samples)(params, jax.random.key(1))
