@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from . import validation as v
-from .base import Distribution, _at_rank, _broadcast_params, _clip, _sg, _to
+from .base import Distribution, _at_rank, _broadcast_params, _clip, _off_support, _safe, _sg, _to
 from .validation import VALIDATE_ARGS
 
 __all__ = ["Laplace", "Logistic", "Uniform", "Exponential"]
@@ -29,6 +29,12 @@ class Laplace(Distribution):
         return loc + scale * jax.random.laplace(key, shape, self.loc.dtype)
 
     def log_prob(self, x):
+        """log p(x); −inf at x = ±inf, with zero derivatives there."""
+        x = jnp.asarray(x)
+        outside = jnp.isinf(x)
+        return _off_support(outside, self._log_prob_of_draws(_safe(x, outside, 0.0)))
+
+    def _log_prob_of_draws(self, x):
         x, loc, scale, log_norm = _at_rank(x, self.loc, self.scale, jnp.log(2.0 * self.scale))
         return -jnp.abs(x - loc) / scale - log_norm
 
@@ -54,6 +60,12 @@ class Logistic(Distribution):
         return loc + scale * jax.random.logistic(key, shape, self.loc.dtype)
 
     def log_prob(self, x):
+        """log p(x); −inf at x = ±inf (it was NaN at −inf), with zero derivatives there."""
+        x = jnp.asarray(x)
+        outside = jnp.isinf(x)
+        return _off_support(outside, self._log_prob_of_draws(_safe(x, outside, 0.0)))
+
+    def _log_prob_of_draws(self, x):
         x, loc, scale, log_scale = _at_rank(x, self.loc, self.scale, jnp.log(self.scale))
         z = (x - loc) / scale
         return -z - 2.0 * jax.nn.softplus(-z) - log_scale
@@ -74,10 +86,10 @@ _ORDERED = v.Rule(
 
 
 class Uniform(Distribution):
-    """Uniform on [low, high); reparameterized as low + (high - low) u.
+    """Uniform on [low, high]; reparameterized as low + (high - low) u.
 
     Draws that round up to ``high`` are moved to the float just below it, so every sample
-    is inside [low, high). Its support moves with the parameters, so the score-function
+    is inside [low, high); ``log_prob`` is −log(high − low) on the closed interval, as scipy. Its support moves with the parameters, so the score-function
     estimator would be biased for it (the boundary terms of ∂/∂θ ∫_low^high are missing):
     score-function estimators refuse it (``support_depends_on_params``); use
     ``pathwise_grad``.
@@ -100,9 +112,11 @@ class Uniform(Distribution):
         return _clip(x, _to(x.shape, self.low), _to(x.shape, below_high))
 
     def log_prob(self, x):
+        """−log(high − low) on the closed interval [low, high] (as scipy; draws never reach
+        high), −inf outside it, NaN at NaN."""
         x, low, high, log_width = _at_rank(x, self.low, self.high, jnp.log(self.high - self.low))
-        inside = (x >= low) & (x < high)
-        return jnp.where(inside, -log_width, -jnp.inf)
+        outside = (x < low) | (x > high)
+        return _off_support(outside, jnp.where(jnp.isnan(x), jnp.nan, -log_width))
 
     def mean(self):
         return 0.5 * (self.low + self.high)
@@ -128,8 +142,14 @@ class Exponential(Distribution):
         return _clip(x, 0.0, float(jnp.finfo(x.dtype).max), may_overflow=True)  # a tiny rate overflows
 
     def log_prob(self, x):
+        """log p(x); −inf for x < 0 and x = +inf, with zero derivatives there."""
+        x = jnp.asarray(x)
+        outside = (x < 0) | (x == jnp.inf)
+        return _off_support(outside, self._log_prob_of_draws(_safe(x, outside, 0.0)))
+
+    def _log_prob_of_draws(self, x):
         x, rate, log_rate = _at_rank(x, self.rate, jnp.log(self.rate))
-        return jnp.where(x >= 0, log_rate - rate * x, -jnp.inf)
+        return log_rate - rate * x
 
     def mean(self):
         return 1.0 / self.rate
