@@ -416,3 +416,21 @@ def test_elbo_with_a_prior_on_the_half_line_is_minus_inf(prior):
     assert np.isneginf(bound(params, key, jnp.float32(1.0)))
     value, grad = jax.value_and_grad(bound)(params, key, jnp.float32(1.0))
     assert np.isneginf(value) and np.all(np.isfinite(grad))
+
+
+def test_log_prob_smoothness_declared():
+    """Each family declares the derivative order to which its density is smooth in a parameter
+    (absent: every order): Laplace is first order in loc (its kink at x = loc), Uniform order 0
+    in both bounds (its support moves); every key names a parameter."""
+    families = [
+        rg.Normal, rg.MultivariateNormalDiag, rg.MultivariateNormalTri, rg.LogNormal, rg.Laplace, rg.Logistic,
+        rg.Uniform, rg.Exponential, rg.Gamma, rg.Beta, rg.Dirichlet, rg.Bernoulli, rg.Categorical, rg.Poisson,
+    ]  # fmt: skip
+    assert rg.Distribution.log_prob_smoothness == {}
+    for family in families:
+        smooth = family.log_prob_smoothness
+        assert set(smooth) <= set(family._params), family.__name__
+        assert all(isinstance(k, int) and k >= 0 for k in smooth.values()), family.__name__
+    assert dict(rg.Laplace.log_prob_smoothness) == {"loc": 1}
+    assert dict(rg.Uniform.log_prob_smoothness) == {"low": 0, "high": 0}
+    assert all(not f.log_prob_smoothness for f in families if f not in (rg.Laplace, rg.Uniform))

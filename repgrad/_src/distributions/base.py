@@ -15,6 +15,7 @@ All arithmetic broadcasts explicitly, so the code runs under
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import ClassVar
 
 import jax
@@ -186,12 +187,24 @@ class Distribution:
     ``support_depends_on_params`` is True for families whose support moves with their
     parameters (Uniform): score-function estimators refuse them (their gradient misses the
     boundary terms) and name ``pathwise_grad``.
+
+    **Smoothness.** ``log_prob_smoothness`` maps a parameter name (one of ``_params``) to the
+    highest order k of derivatives *in that parameter* for which the score-function (DiCE)
+    estimates E[f · ∇ᵏp/p] are unbiased, i.e. for which ∂ᵏ/∂θᵏ ∫ f p = ∫ f ∂ᵏp/∂θᵏ with ∂ᵏp
+    an ordinary function; a name that is absent means every order. Laplace declares
+    ``{"loc": 1}``: its density exp(−|x − loc|/scale) has a kink at x = loc, so ∂p/∂loc jumps
+    there and ∂²p/∂loc² has a point mass that samples never see (the score Hessian of E[cos x]
+    under Laplace(0.1, 0.8) estimates 0.948 against the exact −0.607). Mixed derivatives count
+    each parameter's order separately (∂²/∂loc∂scale of a Laplace is fine). Uniform declares 0
+    for both bounds (its support moves with them). Score-function estimators read it and raise
+    ``DerivativeOrderError`` past it.
     """
 
     _params: ClassVar[tuple[str, ...]] = ()
     reparameterized: ClassVar[bool] = True
     event_ndims: ClassVar[int] = 0
     support_depends_on_params: ClassVar[bool] = False
+    log_prob_smoothness: ClassVar[Mapping[str, int]] = {}
     _exact_log_prob: ClassVar[bool] = False
     _validate_args: bool | None = VALIDATE_ARGS
 

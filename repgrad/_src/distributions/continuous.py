@@ -15,10 +15,17 @@ __all__ = ["Laplace", "Logistic", "Uniform", "Exponential"]
 
 
 class Laplace(Distribution):
-    """Laplace distribution with density exp(-|x - loc| / scale) / (2 scale)."""
+    """Laplace distribution with density exp(-|x - loc| / scale) / (2 scale).
+
+    Its log-density has a kink at x = loc: ∂p/∂loc jumps there, so ∂²p/∂loc² holds a point
+    mass that score-function (DiCE) estimates never sample. ``log_prob_smoothness`` declares
+    first order in ``loc`` (second derivatives in ``loc`` need ``pathwise``); every order in
+    ``scale``, also mixed with one derivative in ``loc``.
+    """
 
     _params = ("loc", "scale")
     _rules = (v.finite("loc"), v.positive("scale"))
+    log_prob_smoothness = {"loc": 1}
 
     def __init__(self, loc, scale, *, validate_args: bool | None = VALIDATE_ARGS):
         loc, scale = _broadcast_params("Laplace", loc=loc, scale=scale)
@@ -98,6 +105,7 @@ class Uniform(Distribution):
     _params = ("low", "high")
     _rules = (_ORDERED,)
     support_depends_on_params = True
+    log_prob_smoothness = {"low": 0, "high": 0}  # the support's edges move: no score derivative
 
     def __init__(self, low, high, *, validate_args: bool | None = VALIDATE_ARGS):
         low, high = _broadcast_params("Uniform", low=low, high=high)
