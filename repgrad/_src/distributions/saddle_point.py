@@ -16,16 +16,23 @@ terms (a few ε relative):
 - bd0(x, λ) = x log(x/λ) + λ − x = λ·h((x − λ)/λ) ≥ 0, with h(u) = (1 + u) log1p(u) − u,
   the "deviance" term. Near x = λ it cancels too; with v = (x − λ)/(x + λ),
   x log(x/λ) = 2x·atanh(v), so bd0 = (x − λ)·v + 2x·Σ_{j≥1} v^{2j+1}/(2j + 1), a sum of
-  terms that shrink by v² ≤ 1/9 for |v| < 1/3; beyond it the closed form loses at most a
-  few ε (its two terms differ by a factor ≥ 1.5).
+  terms that shrink by v² ≤ 1/9 for |v| < 1/3; beyond it the closed form x·log(x/λ) − (x − λ)
+  loses at most ~10ε of bd0 (its two terms differ by a factor ≥ 1.39; log x − log λ replaces
+  log(x/λ) where the ratio over- or underflows).
+
+Measured against a 50-digit reference over rates 10⁻³…10⁷ and counts 0…2²⁴: within
+3.5ε·max(1, |log p|) in float32 and float64 (the textbook form: 2·10⁷ ε; scipy's float64
+``poisson.logpmf``: 10⁷ ε).
 
 x = 0 gives log p = −λ. Only non-negative integer x is passed here (``Poisson.log_prob``
 masks the rest). The derivatives are set by a custom JVP to those of the textbook form,
 ∂/∂λ = x/λ − 1 (written (x − λ)/λ: exact when x is near λ) and ∂/∂x = log λ − ψ(x + 1), whose
 own derivatives jax takes, so every order is exact (score-function estimators differentiate
 log-densities to any order). The Gamma density is b·(this form at k = a − 1, λ = b·x), with
-real k; ``gamma_log_prob`` uses it for a ≥ 16 (below, the textbook form has no large terms to
-cancel).
+real k; ``gamma_log_prob`` uses it for a ≥ 16, where the series for stirlerr holds for real k
+(below, the textbook form's terms are those of log Γ(16) ≈ 28 and a·log b at most). In float32
+at a = b = 10⁶ it is 6·10⁻⁵ nats off (the textbook form: 0.04), the rest being the rounding of
+b·x.
 
 References:
   Loader, C. (2000). Fast and accurate computation of binomial probabilities.
