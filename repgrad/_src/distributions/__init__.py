@@ -2,12 +2,14 @@
 
 - ``base``: the ``Distribution`` pytree base class (sampling in at least float32, support
   clipping, the scored draws of score-function estimators) and shared helpers;
-- ``validation``: ``validate_args`` — parameter checks at construction, or under
-  ``jax.experimental.checkify`` when traced;
+- ``validation``: ``validate_args`` — parameter checks at construction, or at run time
+  (a host callback that raises) when traced;
 - ``normal``: Normal, MultivariateNormalDiag, MultivariateNormalTri, LogNormal;
 - ``continuous``: Laplace, Logistic, Uniform, Exponential;
 - ``gamma``: Gamma, Beta, Dirichlet (log-space draws, implicit reparameterization);
 - ``discrete``: Bernoulli, Categorical, Poisson;
+- ``saddle_point``: Poisson and large-concentration Gamma log-densities in Loader's form,
+  accurate in float32;
 - ``kl``: closed-form KL divergences.
 
 The families are re-exported here for repgrad's own modules; users import them from

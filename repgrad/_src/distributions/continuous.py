@@ -8,17 +8,24 @@ import jax
 import jax.numpy as jnp
 
 from . import validation as v
-from .base import Distribution, _at_rank, _broadcast_params, _clip, _sg, _to
+from .base import Distribution, _at_rank, _broadcast_params, _clip, _off_support, _safe, _sg, _to
 from .validation import VALIDATE_ARGS
 
 __all__ = ["Laplace", "Logistic", "Uniform", "Exponential"]
 
 
 class Laplace(Distribution):
-    """Laplace distribution with density exp(-|x - loc| / scale) / (2 scale)."""
+    """Laplace distribution with density exp(-|x - loc| / scale) / (2 scale).
+
+    Its log-density has a kink at x = loc: ∂p/∂loc jumps there, so ∂²p/∂loc² holds a point
+    mass that score-function (DiCE) estimates never sample. ``log_prob_smoothness`` declares
+    first order in ``loc`` (second derivatives in ``loc`` need ``pathwise``); every order in
+    ``scale``, also mixed with one derivative in ``loc``.
+    """
 
     _params = ("loc", "scale")
     _rules = (v.finite("loc"), v.positive("scale"))
+    log_prob_smoothness = {"loc": 1}
 
     def __init__(self, loc, scale, *, validate_args: bool | None = VALIDATE_ARGS):
         loc, scale = _broadcast_params("Laplace", loc=loc, scale=scale)
@@ -29,6 +36,12 @@ class Laplace(Distribution):
         return loc + scale * jax.random.laplace(key, shape, self.loc.dtype)
 
     def log_prob(self, x):
+        """log p(x); −inf at x = ±inf, with zero derivatives there."""
+        x = jnp.asarray(x)
+        outside = jnp.isinf(x)
+        return _off_support(outside, self._log_prob_of_draws(_safe(x, outside, 0.0)))
+
+    def _log_prob_of_draws(self, x):
         x, loc, scale, log_norm = _at_rank(x, self.loc, self.scale, jnp.log(2.0 * self.scale))
         return -jnp.abs(x - loc) / scale - log_norm
 
@@ -54,6 +67,12 @@ class Logistic(Distribution):
         return loc + scale * jax.random.logistic(key, shape, self.loc.dtype)
 
     def log_prob(self, x):
+        """log p(x); −inf at x = ±inf (it was NaN at −inf), with zero derivatives there."""
+        x = jnp.asarray(x)
+        outside = jnp.isinf(x)
+        return _off_support(outside, self._log_prob_of_draws(_safe(x, outside, 0.0)))
+
+    def _log_prob_of_draws(self, x):
         x, loc, scale, log_scale = _at_rank(x, self.loc, self.scale, jnp.log(self.scale))
         z = (x - loc) / scale
         return -z - 2.0 * jax.nn.softplus(-z) - log_scale
@@ -74,10 +93,10 @@ _ORDERED = v.Rule(
 
 
 class Uniform(Distribution):
-    """Uniform on [low, high); reparameterized as low + (high - low) u.
+    """Uniform on [low, high]; reparameterized as low + (high - low) u.
 
     Draws that round up to ``high`` are moved to the float just below it, so every sample
-    is inside [low, high). Its support moves with the parameters, so the score-function
+    is inside [low, high); ``log_prob`` is −log(high − low) on the closed interval, as scipy. Its support moves with the parameters, so the score-function
     estimator would be biased for it (the boundary terms of ∂/∂θ ∫_low^high are missing):
     score-function estimators refuse it (``support_depends_on_params``); use
     ``pathwise_grad``.
@@ -86,6 +105,7 @@ class Uniform(Distribution):
     _params = ("low", "high")
     _rules = (_ORDERED,)
     support_depends_on_params = True
+    log_prob_smoothness = {"low": 0, "high": 0}  # the support's edges move: no score derivative
 
     def __init__(self, low, high, *, validate_args: bool | None = VALIDATE_ARGS):
         low, high = _broadcast_params("Uniform", low=low, high=high)
@@ -100,9 +120,11 @@ class Uniform(Distribution):
         return _clip(x, _to(x.shape, self.low), _to(x.shape, below_high))
 
     def log_prob(self, x):
+        """−log(high − low) on the closed interval [low, high] (as scipy; draws never reach
+        high), −inf outside it, NaN at NaN."""
         x, low, high, log_width = _at_rank(x, self.low, self.high, jnp.log(self.high - self.low))
-        inside = (x >= low) & (x < high)
-        return jnp.where(inside, -log_width, -jnp.inf)
+        outside = (x < low) | (x > high)
+        return _off_support(outside, jnp.where(jnp.isnan(x), jnp.nan, -log_width))
 
     def mean(self):
         return 0.5 * (self.low + self.high)
@@ -128,8 +150,14 @@ class Exponential(Distribution):
         return _clip(x, 0.0, float(jnp.finfo(x.dtype).max), may_overflow=True)  # a tiny rate overflows
 
     def log_prob(self, x):
+        """log p(x); −inf for x < 0 and x = +inf, with zero derivatives there."""
+        x = jnp.asarray(x)
+        outside = (x < 0) | (x == jnp.inf)
+        return _off_support(outside, self._log_prob_of_draws(_safe(x, outside, 0.0)))
+
+    def _log_prob_of_draws(self, x):
         x, rate, log_rate = _at_rank(x, self.rate, jnp.log(self.rate))
-        return jnp.where(x >= 0, log_rate - rate * x, -jnp.inf)
+        return log_rate - rate * x
 
     def mean(self):
         return 1.0 / self.rate

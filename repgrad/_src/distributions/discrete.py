@@ -6,10 +6,20 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax.scipy import special
 
 from . import validation as v
-from .base import Distribution, _as_float, _at_rank, _broadcast_params, _to, _with_x
+from .base import (
+    Distribution,
+    _as_float,
+    _as_value,
+    _at_rank,
+    _broadcast_params,
+    _off_support,
+    _safe,
+    _to,
+    _with_x,
+)
+from .saddle_point import poisson_log_prob
 from .validation import VALIDATE_ARGS
 
 __all__ = ["Bernoulli", "Categorical", "Poisson"]
@@ -116,6 +126,12 @@ class Bernoulli(Distribution):
         # 1 − σ(l) cancel for l ≫ 0): the enumeration-vs-closed-form check of
         # tests/test_discrete_unbiased.py, whose gradient cancels ~2500-fold, then misses its
         # tolerance (relative error 2.8e-4 against 2.8e-5 with this form).
+        x = _as_value(x, self.logits.dtype)
+        outside = (x != 0) & (x != 1) & ~jnp.isnan(x)  # −inf off {0, 1}; NaN in, NaN out
+        lp = self._log_prob_of_draws(_safe(x, outside, 0.0))
+        return _off_support(jnp.broadcast_to(outside, lp.shape), lp)
+
+    def _log_prob_of_draws(self, x):
         x, logits = _with_x(x, self.logits)
         return -jax.nn.softplus(-logits) * x - jax.nn.softplus(logits) * (1.0 - x)
 
@@ -142,7 +158,8 @@ class Categorical(Distribution):
         logits, probs = _logits_from(logits, probs, "Categorical")
         if logits is None:
             (probs,) = _as_float(probs)
-            v.check("Categorical", validate_args, (v.unit_interval("probs", "logits="), _SOME_PROBABILITY), {"probs": probs})
+            rules = (v.unit_interval("probs", "logits="), _SOME_PROBABILITY)
+            v.check("Categorical", validate_args, rules, {"probs": probs})
             logits = jnp.log(probs)
         (logits,) = _as_float(logits)
         if logits.ndim < 1:
@@ -170,13 +187,19 @@ class Categorical(Distribution):
         return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
     def log_prob(self, x):
+        """log p(x); −inf outside {0, …, K − 1} (no wrap-around of −1 or K; a float x must be a
+        whole number), NaN at NaN."""
         x = jnp.asarray(x)
         shape = jnp.broadcast_shapes(x.shape, self.batch_shape)
         logits = jnp.broadcast_to(self.logits, shape + (self.num_categories,))
-        idx = jnp.broadcast_to(x, shape).astype(jnp.int32)
-        inside = (idx >= 0) & (idx < self.num_categories)  # no wrap-around for -1 or K
-        lp = jnp.take_along_axis(logits, jnp.clip(idx, 0, self.num_categories - 1)[..., None], axis=-1)[..., 0]
-        return jnp.where(inside, lp, -jnp.inf)
+        x = jnp.broadcast_to(x, shape)
+        idx = jnp.clip(x, 0, self.num_categories - 1).astype(jnp.int32)
+        outside = (x < 0) | (x > self.num_categories - 1)
+        lp = jnp.take_along_axis(logits, idx[..., None], axis=-1)[..., 0]
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            outside = outside | (jnp.floor(x) < x)
+            lp = jnp.where(jnp.isnan(x), jnp.nan, lp)
+        return _off_support(outside, lp)
 
     def mean(self):
         return self.probs
@@ -205,8 +228,15 @@ class Poisson(Distribution):
         return jax.random.poisson(key, _to(shape, self.rate), shape).astype(self.rate.dtype)
 
     def log_prob(self, x):
-        x, rate = _at_rank(x, self.rate)
-        return special.xlogy(x, rate) - rate - special.gammaln(x + 1.0)
+        """log p(x) in Loader's saddle-point form (``saddle_point.py``): accurate in float32 at
+        large counts, where x log λ − λ − log Γ(x + 1) cancels (0.83 nats off at λ = x = 10⁶);
+        −inf at negative or non-integer x and at +inf."""
+        x = _as_value(x, self.rate.dtype)
+        outside = (x < 0) | (jnp.floor(x) < x) | (x == jnp.inf)  # NaN: False (NaN out)
+        return _off_support(outside, self._log_prob_of_draws(_safe(x, outside, 0.0)))
+
+    def _log_prob_of_draws(self, x):
+        return poisson_log_prob(*_at_rank(x, self.rate))
 
     def mean(self):
         return self.rate

@@ -27,7 +27,19 @@ import jax.numpy as jnp
 from jax.scipy import special
 
 from . import validation as v
-from .base import Distribution, _as_float, _at_rank, _broadcast_params, _clip, _sg, _to, to_positive_support
+from .base import (
+    Distribution,
+    _as_float,
+    _at_rank,
+    _broadcast_params,
+    _clip,
+    _off_support,
+    _safe,
+    _sg,
+    _to,
+    to_positive_support,
+)
+from .saddle_point import gamma_log_prob
 from .validation import VALIDATE_ARGS
 
 __all__ = ["Gamma", "Beta", "Dirichlet"]
@@ -134,6 +146,19 @@ def _unit_interval(x):
     return _clip(x, float(info.tiny), 1.0 - float(info.epsneg))
 
 
+def _off_simplex(x):
+    """Points off the probability simplex (last axis): a negative coordinate, or a sum that
+    misses 1 by more than (2K + 2)·ε of x's float type, the worst-case rounding of a vector
+    normalized in that type (its normalizing sum of K terms is off by ≤ (K − 1)·ε relative),
+    summed again here (another (K − 1)·ε), plus the coordinates' own rounding: 8·10⁻⁷ for K = 3
+    in float32, 6·10⁻⁵ for K = 256 (scipy, in float64, allows 10⁻⁹). NaN coordinates are not
+    off it (NaN in, NaN out)."""
+    k = x.shape[-1]
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
+    tol = (2 * k + 2) * float(jnp.finfo(dtype).eps)
+    return jnp.any(x < 0, axis=-1) | (jnp.abs(jnp.sum(x, axis=-1) - 1.0) > tol)
+
+
 class Gamma(Distribution):
     """Gamma(concentration, rate), with implicit reparameterization in the concentration.
 
@@ -166,14 +191,17 @@ class Gamma(Distribution):
     def _draw_with_log_prob(self, key, shape):
         log_x = _sg(self)._log_sample(key, shape)  # the draw, held fixed
         x = jnp.exp(log_x)
-        a, b = self.concentration, self.rate
-        log_x, x_, a, b, log_norm = _at_rank(log_x, x, a, b, a * jnp.log(b) - special.gammaln(a))
-        return self._to_support(x), (a - 1.0) * log_x - b * x_ + log_norm
+        log_x, x_, a, b = _at_rank(log_x, x, self.concentration, self.rate)
+        return self._to_support(x), gamma_log_prob(x_, log_x, a, b)
 
     def log_prob(self, x):
-        a, b = self.concentration, self.rate
-        x, a, b, log_norm = _at_rank(x, a, b, a * jnp.log(b) - special.gammaln(a))
-        return special.xlogy(a - 1.0, x) - b * x + log_norm
+        """log p(x): at concentration ≥ 16 in Loader's saddle-point form (``saddle_point.py``),
+        accurate in float32 where the textbook form cancels; −inf for x < 0 and x = +inf; at
+        x = 0 as scipy (log rate for concentration 1, +inf below, −inf above)."""
+        x, a, b = _at_rank(x, self.concentration, self.rate)
+        outside = (x < 0) | (x == jnp.inf)
+        x = _safe(x, outside, 1.0)
+        return _off_support(outside, gamma_log_prob(x, jnp.log(x), a, b))
 
     def mean(self):
         return self.concentration / self.rate
@@ -221,9 +249,13 @@ class Beta(Distribution):
         return self._to_support(jnp.exp(log_x)), (a - 1.0) * log_x + (b - 1.0) * log1m_x - log_beta
 
     def log_prob(self, x):
+        """log p(x); −inf outside [0, 1]; at x = 0 and 1 as scipy (finite, +inf or −inf as the
+        concentration there is 1, below or above it)."""
         a, b = self.concentration1, self.concentration0
         x, a, b, log_beta = _at_rank(x, a, b, _log_beta(a, b))
-        return special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta
+        outside = (x < 0) | (x > 1)
+        x = _safe(x, outside, 0.5)
+        return _off_support(outside, special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta)
 
     def mean(self):
         return self.concentration1 / (self.concentration1 + self.concentration0)
@@ -271,11 +303,16 @@ class Dirichlet(Distribution):
         return self._to_support(jnp.exp(log_x)), lp - norm
 
     def log_prob(self, x):
+        """log p(x); −inf where a coordinate is negative or the coordinates do not sum to 1
+        within (2K + 2)·ε of x's float type (K categories; see ``_off_simplex``); at a zero
+        coordinate as Beta (finite, +inf or −inf as its concentration is 1, below or above it)."""
         conc = self.concentration
         norm = jnp.sum(special.gammaln(conc), -1) - special.gammaln(jnp.sum(conc, -1))  # batch shape, once
         x, conc = _at_rank(x, conc)
-        lp, norm = _at_rank(jnp.sum(special.xlogy(conc - 1.0, x), -1), norm)
-        return lp - norm
+        outside = _off_simplex(x)
+        x = _safe(x, outside[..., None], 1.0 / x.shape[-1])
+        lp, norm, outside = _at_rank(jnp.sum(special.xlogy(conc - 1.0, x), -1), norm, outside)
+        return _off_support(outside, lp - norm)
 
     def mean(self):
         return self.concentration / jnp.sum(self.concentration, -1, keepdims=True)

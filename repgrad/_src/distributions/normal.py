@@ -12,6 +12,8 @@ from .base import (
     _as_float,
     _at_rank,
     _broadcast_params,
+    _off_support,
+    _safe,
     _sg,
     _to,
     to_positive_support,
@@ -37,10 +39,19 @@ class Normal(Distribution):
         return loc + scale * eps
 
     def log_prob(self, x):
+        """log p(x); −inf at x = ±inf (off the real line), with zero derivatives there."""
+        x = jnp.asarray(x)
+        outside = jnp.isinf(x)
+        return _off_support(outside, self._log_density(_safe(x, outside, 0.0)))
+
+    def _log_density(self, x):
+        """The density's formula at finite x."""
         # (x − loc) / scale as hand-written code has it; see _at_rank.
         x, loc, scale, log_norm = _at_rank(x, self.loc, self.scale, jnp.log(self.scale) + _LOG_SQRT_2PI)
         z = (x - loc) / scale
         return -0.5 * z * z - log_norm
+
+    _log_prob_of_draws = _log_density
 
     def mean(self):
         return self.loc
@@ -69,7 +80,14 @@ class MultivariateNormalDiag(Distribution):
         return self._normal()._sample(key, shape)
 
     def log_prob(self, x):
-        return jnp.sum(self._normal().log_prob(x), axis=-1)
+        """log p(x); −inf where a coordinate is ±inf, with zero derivatives there."""
+        x = jnp.asarray(x)
+        infinite = jnp.isinf(x)
+        lp = self._log_prob_of_draws(_safe(x, infinite, 0.0))
+        return _off_support(jnp.broadcast_to(jnp.any(infinite, axis=-1), lp.shape), lp)
+
+    def _log_prob_of_draws(self, x):
+        return jnp.sum(self._normal()._log_density(x), axis=-1)
 
     def mean(self):
         return self.loc
@@ -140,6 +158,13 @@ class MultivariateNormalTri(Distribution):
         return _to(shape, self.loc) + self._samples_first(self.scale_tri @ eps, sample_shape)
 
     def log_prob(self, x):
+        """log p(x); −inf where a coordinate is ±inf, with zero derivatives there."""
+        x = jnp.asarray(x)
+        infinite = jnp.isinf(x)
+        lp = self._log_prob_of_draws(_safe(x, infinite, 0.0))
+        return _off_support(jnp.broadcast_to(jnp.any(infinite, axis=-1), lp.shape), lp)
+
+    def _log_prob_of_draws(self, x):
         x = jnp.asarray(x)
         shape = jnp.broadcast_shapes(x.shape, self.loc.shape)
         x, loc = _to(shape, x, self.loc)
@@ -186,11 +211,14 @@ class LogNormal(Distribution):
 
     def _draw_with_log_prob(self, key, shape):
         log_x = _sg(self._normal())._sample(key, shape)  # the draw, held fixed
-        return self._to_support(jnp.exp(log_x)), self._normal().log_prob(log_x) - log_x
+        return self._to_support(jnp.exp(log_x)), self._normal()._log_density(log_x) - log_x
 
     def log_prob(self, x):
+        """log p(x); −inf for x ≤ 0 and x = +inf, with zero derivatives there."""
         x = jnp.asarray(x)
-        return self._normal().log_prob(jnp.log(x)) - jnp.log(x)
+        outside = (x <= 0) | (x == jnp.inf)
+        log_x = jnp.log(_safe(x, outside, 1.0))
+        return _off_support(outside, self._normal()._log_density(log_x) - log_x)
 
     def mean(self):
         return jnp.exp(self.loc + 0.5 * jnp.square(self.scale))
