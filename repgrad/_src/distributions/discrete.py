@@ -90,8 +90,12 @@ class Bernoulli(Distribution):
     Not reparameterizable: use score-function, measure-valued or discrete estimators.
     ``probs`` of exactly 0 or 1 become finite logits (−22 and +16.6 in float32: probabilities
     3e-10 and 1 − 6e-8), so the log-density stays finite and first derivatives with respect to
-    ``probs`` stay right there. Second derivatives at exactly 0 or 1 cannot be carried by float
+    ``probs`` stay right there (``probs``, ``mean()`` and ``variance()`` keep their derivatives
+    at those logits too). Second derivatives at exactly 0 or 1 cannot be carried by float
     logits: they are NaN there (differentiate twice at probs inside (0, 1), or use ``logits=``).
+    At the edges, prefer ``measure_valued`` or ``enumeration``: score-function estimators (and
+    ARM/DisARM) stay unbiased there, but their whole gradient rides on the event of probability
+    3e-10 or 6e-8, so any affordable number of samples returns about 0.
     """
 
     _params = ("logits",)
@@ -113,7 +117,9 @@ class Bernoulli(Distribution):
 
     @property
     def probs(self):
-        return jax.nn.sigmoid(self.logits)
+        # exp(log σ(ℓ)) rather than σ(ℓ): jax's derivative of σ, σ(1 − σ), rounds to 0 for ℓ ≳ 16.6
+        # in float32 (probs = 1 after clipping), where log σ's, σ(−ℓ), stays exact.
+        return jnp.exp(jax.nn.log_sigmoid(self.logits))
 
     def _sample(self, key, shape):
         u = jax.random.uniform(key, shape, self.logits.dtype)
@@ -139,7 +145,7 @@ class Bernoulli(Distribution):
         return self.probs
 
     def variance(self):
-        return self.probs * (1.0 - self.probs)
+        return jnp.exp(jax.nn.log_sigmoid(self.logits) + jax.nn.log_sigmoid(-self.logits))  # p(1 − p), exact at the edges
 
 
 class Categorical(Distribution):
