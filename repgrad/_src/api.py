@@ -21,6 +21,7 @@ def value_and_grad(
     num_samples: int = 1,
     has_aux: bool = False,
     sample_sharding: jax.sharding.Sharding | None = None,
+    f_key: bool = False,
     **options: Any,
 ) -> Callable[..., Any]:
     r"""Monte Carlo value and gradient of E_{x∼dist(params)}[f(x, *args)] by ``estimator``.
@@ -46,6 +47,11 @@ def value_and_grad(
       has_aux: whether f returns ``(value, aux)``; aux is stacked over samples.
       sample_sharding: optional ``jax.sharding.Sharding`` for the sample axis, e.g.
         ``NamedSharding(mesh, PartitionSpec("samples"))``.
+      f_key: f has randomness of its own (a noisy reward, a simulator, dropout): it is called as
+        ``f(x, key_n, *args)`` with an independent key per sample, split from the call's key
+        (same key, same result). Every point an estimator evaluates for sample n (a coupled
+        pair, an antithetic twin, a substituted coordinate) uses sample n's key: common random
+        numbers keep those estimators' variance low. The estimators' own draws do not change.
       **options: the named estimator's options (only with a name).
 
     Returns:
@@ -66,7 +72,7 @@ def value_and_grad(
     """
     est = registry.resolve(estimator, options)
     return transforms.value_and_grad(
-        f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding
+        f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key
     )
 
 
@@ -78,6 +84,7 @@ def grad(
     num_samples: int = 1,
     has_aux: bool = False,
     sample_sharding: jax.sharding.Sharding | None = None,
+    f_key: bool = False,
     **options: Any,
 ) -> Callable[..., Any]:
     r"""Monte Carlo gradient of E_{x∼dist(params)}[f(x, *args)] by ``estimator``.
@@ -99,7 +106,9 @@ def grad(
       (arXiv:1906.10652).
     """
     est = registry.resolve(estimator, options)
-    return transforms.grad(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return transforms.grad(
+        f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key
+    )
 
 
 def expectation(
@@ -110,6 +119,7 @@ def expectation(
     num_samples: int = 1,
     has_aux: bool = False,
     sample_sharding: jax.sharding.Sharding | None = None,
+    f_key: bool = False,
     **options: Any,
 ) -> Callable[..., Any]:
     r"""A Monte Carlo estimate of E_{p_θ}[f] whose derivatives are the chosen estimator's.
@@ -140,6 +150,7 @@ def expectation(
       num_samples: N (keyword-only, static).
       has_aux: whether f returns ``(value, aux)``.
       sample_sharding: optional ``jax.sharding.Sharding`` for the sample axis.
+      f_key: call ``f(x, key_n, *args)`` with a key of its own per sample (see ``rg.value_and_grad``).
       **options: the named estimator's options, e.g. ``baseline="loo"`` for ``"score"``,
         ``coupled=False`` for ``"measure_valued"``.
 
@@ -163,5 +174,5 @@ def expectation(
     """
     est = registry.resolve(estimator, options)
     return transforms.expectation(
-        f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding
+        f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key
     )

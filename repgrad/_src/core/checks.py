@@ -45,9 +45,13 @@ def check_key(key) -> None:
 
 
 def check_has_aux(has_aux) -> bool:
-    if not isinstance(has_aux, bool):
-        raise TypeError(f"has_aux must be True or False, got {has_aux!r}.")
-    return has_aux
+    return check_flag(has_aux, "has_aux")
+
+
+def check_flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return value
 
 
 def check_callable(f, what: str, example: str):

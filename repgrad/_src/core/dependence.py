@@ -261,9 +261,9 @@ def dependence(fn: Callable, example_args: Sequence, sources: Sequence[int]) -> 
     return out[0]
 
 
-def in_samples(f: Callable, x, args: Sequence) -> int | None:
-    """The state of ``f(x_n, *args)`` in one sample ``x_n`` (``x`` stacked on axis 0), ``None``
-    when f could not be analysed. f's arguments are held fixed."""
+def in_samples(f: Callable, x, args: Sequence, key=None) -> int | None:
+    """The state of ``f(x_n, key, *args)`` in one sample ``x_n`` (``x`` stacked on axis 0),
+    ``None`` when f could not be analysed. f's key and arguments are held fixed."""
     one = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)), x)
-    out = dependence(lambda xi: f(xi, *args), (one,), (0,))
+    out = dependence(lambda xi: f(xi, key, *args), (one,), (0,))
     return None if out is None else out[0]

@@ -6,9 +6,10 @@ import jax
 import jax.numpy as jnp
 
 
-def eval_f(f, x, args, has_aux: bool, num_samples: int):
-    """Evaluates ``f(x_n, *args)`` for each sample; returns (values (N,), stacked aux)."""
-    out = jax.vmap(lambda xi: _check_output(f(xi, *args), has_aux))(x)
+def eval_f(f, x, args, has_aux: bool, num_samples: int, keys=None):
+    """Evaluates ``f(x_n, key_n, *args)`` for each point (``key_n`` from ``keys``, or ``None``);
+    returns (values (N,), stacked aux)."""
+    out = jax.vmap(lambda xi, ki: _check_output(f(xi, ki, *args), has_aux))(x, keys)
     values, aux = out if has_aux else (out, None)
     values = jnp.asarray(values)
     if values.shape != (num_samples,):

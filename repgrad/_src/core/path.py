@@ -47,7 +47,7 @@ def checked_values(problem, d, x, values, what: str = "pathwise", instead: str =
     """``values`` with the pathwise checks: raising when differentiated in the distribution's
     parameters if f (the user's) is constant, piecewise constant or has a jump in x, or if the
     samples carry no derivative."""
-    state = dependence.in_samples(problem.source_f, x, problem.args)
+    state = dependence.in_samples(problem.source_f, x, problem.args, problem.take_keys(0))
     message = path_message(state, what, instead)
     params = kernels.dist_params(d, problem.params)
     return kernels.require_path_derivative(values, x, params, message, refused=state in REFUSED)

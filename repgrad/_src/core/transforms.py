@@ -18,6 +18,7 @@ from typing import Any
 import jax
 
 from . import checks, protocol, sharding
+from . import estimator as estimator_module
 from .estimator import Estimator, Out, Problem
 
 STATE = "baseline_state"
@@ -27,7 +28,7 @@ CONTROL = "control_params"
 class Spec:
     """The checked, static part of a transform: f, dist, estimator and options."""
 
-    def __init__(self, f, dist, estimator: Estimator, *, num_samples, has_aux, sample_sharding):
+    def __init__(self, f, dist, estimator: Estimator, *, num_samples, has_aux, sample_sharding, f_key=False):
         if not isinstance(estimator, Estimator):
             raise TypeError(
                 f"estimator must be a repgrad estimator value (e.g. rg.pathwise(), rg.score(baseline='loo')) "
@@ -39,11 +40,20 @@ class Spec:
         self.num_samples = checks.check_num_samples(num_samples)
         checks.check_num_samples(self.num_samples, estimator.min_samples, f" for the {estimator.name} estimator")
         self.has_aux = checks.check_has_aux(has_aux)
+        self.f_key = checks.check_flag(f_key, "f_key")
         self.sample_sharding = sharding.check_sharding(sample_sharding)
 
     def run(self, params, key, args, state, control) -> Out:
         d = protocol.resolve_dist(self.dist, params)
-        problem = Problem(self.f, tuple(args), self.has_aux, self.num_samples, self.sample_sharding, self.dist, params)
+        user_f = self.f
+        if self.f_key:  # f(x, key, *args): each sample its own key, split from the call's
+            f, (keys, fixed_key) = user_f, estimator_module.f_keys(key, self.num_samples)
+        else:  # the core passes every f a key; f without f_key ignores it
+            f, keys, fixed_key = (lambda x, k, *a: user_f(x, *a)), None, None
+        problem = Problem(
+            f, tuple(args), self.has_aux, self.num_samples, self.sample_sharding, self.dist, params,
+            keys=keys, fixed_key=fixed_key,
+        )
         return self.estimator.surrogate(problem, d, key, state, control)
 
     def call_inputs(self, key, kwargs):
@@ -85,8 +95,9 @@ class Spec:
             params.append(inspect.Parameter(CONTROL, inspect.Parameter.KEYWORD_ONLY))
         fn.__signature__ = inspect.Signature(params)
         fn.__name__ = fn.__qualname__ = f"{kind}_{fname}"
+        call = f"{fname}(x, key_n, *args)" if self.f_key else f"{fname}(x, *args)"
         fn.__doc__ = (
-            f"{doc} of E_{{x ~ dist(params)}}[{fname}(x, *args)], by the {est.name} estimator "
+            f"{doc} of E_{{x ~ dist(params)}}[{call}], by the {est.name} estimator "
             f"with num_samples={self.num_samples}. Call as fn(params, key, *args"
             + (f", {STATE}=state" if est.stateful else "")
             + (f", {CONTROL}=psi" if est.control_init is not None else "")
@@ -111,8 +122,10 @@ def _pop(kwargs, name, value, init):
 def _transform(kind, doc, arrange):
     """A ``jax.grad``-style transform: differentiates the surrogate once, then ``arrange``s."""
 
-    def build(f, dist, estimator: Estimator, *, num_samples=1, has_aux=False, sample_sharding=None):
-        spec = Spec(f, dist, estimator, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    def build(f, dist, estimator: Estimator, *, num_samples=1, has_aux=False, sample_sharding=None, f_key=False):
+        spec = Spec(
+            f, dist, estimator, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key
+        )
 
         def fn(params, key, *args, **kwargs):
             state, control = spec.call_inputs(key, kwargs)
@@ -135,9 +148,11 @@ value_and_grad = _transform(
 grad = _transform("grad", "Monte Carlo gradient", lambda grads, out, has_aux: (grads, out.aux) if has_aux else grads)
 
 
-def expectation(f, dist, estimator: Estimator, *, num_samples=1, has_aux=False, sample_sharding=None):
+def expectation(f, dist, estimator: Estimator, *, num_samples=1, has_aux=False, sample_sharding=None, f_key=False):
     """``loss(params, key, *args)``: a surrogate whose derivatives are the estimator's."""
-    spec = Spec(f, dist, estimator, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    spec = Spec(
+        f, dist, estimator, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key
+    )
 
     def loss_fn(params, key, *args, **kwargs):
         state, control = spec.call_inputs(key, kwargs)

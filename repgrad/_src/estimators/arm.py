@@ -44,7 +44,7 @@ def arm() -> Estimator:
         th = jnp.broadcast_to(theta, u.shape)
         b1 = (u > jax.nn.sigmoid(-th)).astype(theta.dtype)
         b2 = (u < jax.nn.sigmoid(th)).astype(theta.dtype)
-        values, aux = problem.evaluate(jnp.concatenate([b1, b2], axis=0), 2 * n)
+        values, aux = problem.evaluate(jnp.concatenate([b1, b2], axis=0), 2 * n, problem.tile_keys(2))
         g = jnp.mean(_discrete.per_sample(values[:n] - values[n:], u) * (u - 0.5), axis=0)
         value = jnp.mean(values)
         return Out(value + kernels.pullback([(logits, g)], "arm", value.dtype), value, aux)

@@ -42,7 +42,7 @@ def disarm() -> Estimator:
         theta = jax.lax.stop_gradient(logits)
         u = _discrete.uniform(key, (n,) + theta.shape, theta.dtype)
         b, b_tilde = _discrete.antithetic_pair(theta, u)
-        values, aux = problem.evaluate(jnp.concatenate([b, b_tilde], axis=0), 2 * n)
+        values, aux = problem.evaluate(jnp.concatenate([b, b_tilde], axis=0), 2 * n, problem.tile_keys(2))
         coef = _discrete.disarm_coefficient(theta, b, b_tilde)
         g = jnp.mean(0.5 * _discrete.per_sample(values[:n] - values[n:], coef) * coef, axis=0)
         value = jnp.mean(values)

@@ -49,7 +49,7 @@ def disarm_multisample() -> Estimator:
         theta = jax.lax.stop_gradient(logits)
         u = _discrete.uniform(key, (k,) + theta.shape, theta.dtype)
         b, b_tilde = _discrete.antithetic_pair(theta, u)
-        log_w_all, aux = problem.evaluate(jnp.concatenate([b, b_tilde], axis=0), 2 * k)
+        log_w_all, aux = problem.evaluate(jnp.concatenate([b, b_tilde], axis=0), 2 * k, problem.tile_keys(2))
         lw, lwt = log_w_all[:k], log_w_all[k:]
         diff_b = log_mean_exp(lw, axis=0) - log_mean_exp(replace_each(lw, lwt), axis=1)
         diff_bt = log_mean_exp(replace_each(lwt, lw), axis=1) - log_mean_exp(lwt, axis=0)

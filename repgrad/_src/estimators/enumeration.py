@@ -68,6 +68,9 @@ def enumeration(*, max_configurations: int = MAX_CONFIGURATIONS) -> Estimator:
     support has at most ``max_configurations`` points (default 2^12). Derivatives w.r.t.
     f's own arguments are exact too. ``num_samples`` and the key are ignored; aux is stacked
     over the M configurations in lexicographic order, the first element varying fastest.
+    With ``f_key=True`` (f with noise of its own) each of the ``num_samples`` keys evaluates
+    every configuration and the exact sums are averaged: exact in x, Monte Carlo in f's
+    noise, N·M evaluations (aux stacked key by key).
     A configuration with a masked category (logit −inf: probability exactly 0) has weight
     exactly 0, and f (and aux) is evaluated with the most probable category in its place, so
     an f that is infinite only where it is never drawn stays exact.
@@ -88,8 +91,18 @@ def enumeration(*, max_configurations: int = MAX_CONFIGURATIONS) -> Estimator:
     def surrogate(problem, d, key, state, control):
         x, count = _support(d, max_configurations)
         log_p = protocol.joint_log_prob(d, x, count)
-        values, aux = problem.evaluate(_in_support(d, x), count)
-        value = jnp.sum(jnp.exp(log_p).astype(values.dtype) * values)
+        x = _in_support(d, x)
+        if problem.keys is None:
+            values, aux = problem.evaluate(x, count)
+            value = jnp.sum(jnp.exp(log_p).astype(values.dtype) * values)
+            return Out(value, value, aux)
+        # f_key: f has noise of its own. Each of the N keys evaluates every configuration (common
+        # random numbers across configurations), and the N exact sums over x are averaged.
+        n = problem.num_samples
+        stacked = jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * n), x)
+        values, aux = problem.evaluate(stacked, n * count, jnp.repeat(problem.keys, count))
+        per_key = jnp.sum(jnp.exp(log_p).astype(values.dtype) * values.reshape(n, count), axis=1)
+        value = jnp.mean(per_key)
         return Out(value, value, aux)
 
     return Estimator("enumeration", surrogate, family="discrete")

@@ -77,11 +77,13 @@ def measure_valued(*, coupled: bool = True, chunk_size: int | None = None, contr
         values, aux = problem.evaluate(x)
         # f's args and values enter un-stopped: the pull-back never differentiates them, but its
         # guard then sees a mixed second derivative (params and f's args) and refuses it.
-        f, args = problem.f_value, problem.args
+        # Each replaced point is evaluated with its sample's key (f_key): common random numbers.
+        f_value, args, keys = problem.f_value, problem.args, problem.keys
+        f = lambda xi, ki: f_value(xi, ki, *args)
         chunk = chunk_size or max(64, DEFAULT_ELEMENTS // math.prod(x.shape[1:]))
         grads = []
         for name, part in decompose(_sg(d), key_w, x.shape, coupled).items():
-            grads.append((getattr(d, name), _part_gradient(part, f, args, x, values, chunk)))
+            grads.append((getattr(d, name), _part_gradient(part, f, keys, x, values, chunk)))
         value = jnp.mean(values)
         return Out(value + kernels.pullback(grads, "measure_valued", value.dtype), value, aux)
 
@@ -102,8 +104,9 @@ def _unsupported(d):
     )
 
 
-def _replace_each(f, args, x, x_new, chunk):
-    """f(x with coordinate i of each sample replaced by x_new's), for every i: shape (N, *S).
+def _replace_each(f, keys, x, x_new, chunk):
+    """f(x with coordinate i of each sample replaced by x_new's, that sample's key), for every i:
+    shape (N, *S).
 
     At most ``chunk`` evaluations run at once (memory O(chunk · |x|)): all of them when they
     fit, else blocks of coordinates over all samples, else one coordinate over blocks of samples.
@@ -111,13 +114,13 @@ def _replace_each(f, args, x, x_new, chunk):
     num_samples, sample_shape = x.shape[0], x.shape[1:]
     size = math.prod(sample_shape)
     flat_x, flat_new = x.reshape(num_samples, size), x_new.reshape(num_samples, size)
-    f_flat = lambda xs: f(xs.reshape(sample_shape), *args)
+    f_flat = lambda xs, k: f(xs.reshape(sample_shape), k)
 
     def at(i):  # coordinate i replaced, every sample: (N,)
-        one = lambda xs, v: f_flat(xs.at[i].set(v[i]))
+        one = lambda xs, v, k: f_flat(xs.at[i].set(v[i]), k)
         if num_samples <= chunk:
-            return jax.vmap(one)(flat_x, flat_new)
-        return jax.lax.map(lambda xv: one(*xv), (flat_x, flat_new), batch_size=chunk)
+            return jax.vmap(one)(flat_x, flat_new, keys)
+        return jax.lax.map(lambda xvk: one(*xvk), (flat_x, flat_new, keys), batch_size=chunk)
 
     coords = jnp.arange(size)
     if num_samples * size <= chunk:
@@ -127,7 +130,7 @@ def _replace_each(f, args, x, x_new, chunk):
     return out.T.reshape(x.shape)
 
 
-def _side(f, args, x, values, x_new, chunk):
+def _side(f, keys, x, values, x_new, chunk):
     """f with each coordinate replaced by x_new's: (N, *S), or (N, *S, K) for K alternatives."""
     if callable(x_new):
         if x_new is same:  # coupling that reuses the sample itself: f(x) for every coordinate
@@ -135,12 +138,12 @@ def _side(f, args, x, values, x_new, chunk):
         x_new = x_new(x)
     x_new = _sg(jnp.asarray(x_new)).astype(x.dtype)
     if x_new.ndim == x.ndim + 1:
-        sides = [_replace_each(f, args, x, x_new[..., k], chunk) for k in range(x_new.shape[-1])]
+        sides = [_replace_each(f, keys, x, x_new[..., k], chunk) for k in range(x_new.shape[-1])]
         return jnp.stack(sides, axis=-1)
-    return _replace_each(f, args, x, x_new, chunk)
+    return _replace_each(f, keys, x, x_new, chunk)
 
 
-def _part_gradient(part, f, args, x, values, chunk):
+def _part_gradient(part, f, keys, x, values, chunk):
     """The leaf's gradient estimate, of the leaf's shape."""
     if isinstance(part, ScorePart):
         scores = part.scores(x)
@@ -148,10 +151,10 @@ def _part_gradient(part, f, args, x, values, chunk):
         w = (values - b).astype(scores.dtype)
         return jnp.mean(w.reshape(w.shape + (1,) * (scores.ndim - 1)) * scores, axis=0)
     if isinstance(part, EnumeratedPart):
-        plus = jnp.mean(_side(f, args, x, values, part.alternatives, chunk), axis=0).astype(part.probs.dtype)
+        plus = jnp.mean(_side(f, keys, x, values, part.alternatives, chunk), axis=0).astype(part.probs.dtype)
         return part.probs * (plus - jnp.sum(part.probs * plus, axis=-1, keepdims=True))
     c, x_plus, x_minus = part
-    plus, minus = _side(f, args, x, values, x_plus, chunk), _side(f, args, x, values, x_minus, chunk)
+    plus, minus = _side(f, keys, x, values, x_plus, chunk), _side(f, keys, x, values, x_minus, chunk)
     if plus.ndim > minus.ndim:
         minus = jnp.broadcast_to(minus[..., None], plus.shape)
     elif minus.ndim > plus.ndim:

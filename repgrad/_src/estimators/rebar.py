@@ -15,10 +15,18 @@ from .relax import conditional_surrogate
 def rebar_control(f, *, categorical: bool, has_aux: bool = False):
     """REBAR's control variate c_ψ(z) = η f(σ_λ(z)), ψ = {"eta": η, "log_temperature": log λ}.
 
-    σ_λ(z) is sigmoid(z/λ) for Bernoulli and softmax(z/λ) (last axis) for Categorical.
+    σ_λ(z) is sigmoid(z/λ) for Bernoulli and softmax(z/λ) (last axis) for Categorical. Returns
+    ``control(z, psi, *args)``.
     """
+    control = _keyed_control(lambda y, key, *args: f(y, *args), categorical=categorical, has_aux=has_aux)
+    return lambda z, psi, *args: control(z, None, psi, *args)
 
-    def control(z, psi, *args):
+
+def _keyed_control(f, *, categorical: bool, has_aux: bool):
+    """``control(z, key, psi, *args)`` = η f(σ_λ(z), key, *args): f at the relaxed sample with that
+    sample's own key (``f_key``), the same noise as f(b)."""
+
+    def control(z, key, psi, *args):
         if not isinstance(psi, dict) or set(psi) != {"eta", "log_temperature"}:
             raise TypeError(
                 f"REBAR's control_params must be {{'eta': η, 'log_temperature': log λ}}, got {psi!r}; "
@@ -27,7 +35,7 @@ def rebar_control(f, *, categorical: bool, has_aux: bool = False):
         dtype = z.dtype
         tau = jnp.exp(jnp.asarray(psi["log_temperature"], dtype))
         y = jax.nn.softmax(z / tau, axis=-1) if categorical else jax.nn.sigmoid(z / tau)
-        out = f(y, *args)
+        out = f(y, key, *args)
         out = out[0] if has_aux else out
         return jnp.asarray(psi["eta"], dtype) * jnp.asarray(out).astype(dtype)
 
@@ -77,7 +85,7 @@ def rebar(*, eta: float = 1.0, temperature: float = 0.5) -> Estimator:
     _discrete.check_temperature(temperature)
 
     def make_control(kind, problem):
-        return rebar_control(problem.f, categorical=kind == "categorical", has_aux=problem.has_aux)
+        return _keyed_control(problem.f, categorical=kind == "categorical", has_aux=problem.has_aux)
 
     surrogate = conditional_surrogate("rebar", make_control)
     return Estimator(

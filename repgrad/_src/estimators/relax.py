@@ -57,7 +57,8 @@ def _log_prob(kind, theta, b):
 
 
 def conditional_surrogate(name, make_control):
-    """The REBAR/RELAX surrogate; ``make_control(kind, problem)`` is c(z, ψ, *args)."""
+    """The REBAR/RELAX surrogate; ``make_control(kind, problem)`` is c(z, key, ψ, *args), key the
+    sample's own key for f (``f_key``) or ``None``."""
 
     def surrogate(problem, d, key, state, psi):
         n, args = problem.num_samples, problem.args
@@ -79,7 +80,7 @@ def conditional_surrogate(name, make_control):
 
         def estimate(psi):
             def c(z):
-                out = jax.vmap(lambda zi: control(zi, psi, *args))(z)
+                out = jax.vmap(lambda zi, ki: control(zi, ki, psi, *args))(z, problem.keys)
                 if out.shape != (n,):
                     raise TypeError(
                         f"{name}: the control variate must return a scalar for one z, got shape "
@@ -158,5 +159,5 @@ def relax(control) -> Estimator:
             "RELAX needs control=c, a function c(z, psi, *args) -> scalar for one z (the continuous "
             f"pre-threshold sample), got {control!r}. For REBAR's built-in control use rg.rebar()."
         )
-    surrogate = conditional_surrogate("relax", lambda kind, problem: control)
+    surrogate = conditional_surrogate("relax", lambda kind, problem: lambda z, key, psi, *a: control(z, psi, *a))
     return Estimator("relax", surrogate, control_init=_no_default_psi, max_order=1, family="discrete")

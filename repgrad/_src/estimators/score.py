@@ -109,7 +109,8 @@ def _optimal_baseline_estimator(base: OptimalBaseline) -> Estimator:
         fresh = None
         if base.estimate == "fresh":
             x_b = _sg(protocol.draw(d_sg, key_b, problem.num_samples))
-            fresh = (_sg(problem.evaluate(x_b)[0]), optimal.elementwise_scores(d_sg, x_b))
+            values_b = problem.evaluate(x_b, keys=problem.new_keys(key_b))[0]
+            fresh = (_sg(values_b), optimal.elementwise_scores(d_sg, x_b))
         grads = optimal.baseline_grads(base.estimate, values, optimal.elementwise_scores(d_sg, x), fresh)
         value = jnp.mean(values)
         term = kernels.pullback(zip(jax.tree_util.tree_leaves(d), grads, strict=True), name, value.dtype)

@@ -8,7 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..core import checks, kernels, protocol, sharding
+from ..core import checks, evaluate, kernels, protocol, sharding
+from ..core import estimator as estimator_module
 from ..distributions.kl import closed_form_kl
 
 _sg = jax.lax.stop_gradient
@@ -30,15 +31,24 @@ def reparameterized(dist, params, key, num, sample_sharding):
     return q, sharding.shard_samples(z, sample_sharding)
 
 
-def pathwise_terms(log_joint, dist, params, key, args, num, *, has_aux, sample_sharding):
-    """(log p(x, z_n), log q(z_n), aux), everything differentiable: the plain pathwise bound."""
+def keyed(log_joint, f_key: bool, key, num: int):
+    """``(log_joint(z, key_n, *args), keys)``: the log joint taking a key, and the N keys of its
+    own randomness with ``f_key`` (``None`` otherwise, and the key is ignored)."""
+    if f_key:
+        return log_joint, estimator_module.f_keys(key, num)[0]
+    return (lambda z, k, *args: log_joint(z, *args)), None
+
+
+def pathwise_terms(log_joint, dist, params, key, args, num, *, has_aux, sample_sharding, keys=None):
+    """(log p(x, z_n), log q(z_n), aux), everything differentiable: the plain pathwise bound.
+    ``log_joint(z, key, *args)`` gets ``keys[n]`` (or ``None``)."""
     q, z = reparameterized(dist, params, key, num, sample_sharding)
     lq = protocol.joint_log_prob(q, z, num)
-    lj, aux = _eval(log_joint, z, args, has_aux, num)
+    lj, aux = _eval(log_joint, z, args, has_aux, num, keys)
     return lj, lq.astype(lj.dtype), aux
 
 
-def stl_terms(log_joint, dist, params, key, args, num, *, has_aux, sample_sharding):
+def stl_terms(log_joint, dist, params, key, args, num, *, has_aux, sample_sharding, keys=None):
     """(lw_θ, lw_stl, aux) for sticking the landing and DReG, each (num,).
 
     lw_θ = log p(x, ⊥z) − ⊥log q(z) is differentiable only in log_joint's args (the value and
@@ -48,17 +58,15 @@ def stl_terms(log_joint, dist, params, key, args, num, *, has_aux, sample_shardi
     q, z = reparameterized(dist, params, key, num, sample_sharding)
     q_stop = protocol.resolve_dist(dist, jax.tree_util.tree_map(_sg, params))
     lq = protocol.joint_log_prob(q, z, num)
-    lj_stl, _ = _eval(log_joint, z, _sg(args), has_aux, num)
+    lj_stl, _ = _eval(log_joint, z, _sg(args), has_aux, num, keys)
     lw_stl = lj_stl - protocol.joint_log_prob(q_stop, z, num).astype(lj_stl.dtype)
-    lj_theta, aux = _eval(log_joint, _sg(z), args, has_aux, num)
+    lj_theta, aux = _eval(log_joint, _sg(z), args, has_aux, num, keys)
     return lj_theta - _sg(lq).astype(lj_theta.dtype), lw_stl, aux
 
 
-def _eval(log_joint, z, args, has_aux, num):
-    from ..core.evaluate import eval_f
-
+def _eval(log_joint, z, args, has_aux, num, keys=None):
     try:
-        return eval_f(log_joint, z, args, has_aux, num)
+        return evaluate.eval_f(log_joint, z, args, has_aux, num, keys)
     except TypeError as e:
         raise TypeError(f"log_joint: {e} It returns the scalar log p(x, z) for one latent z.") from None
 
@@ -73,6 +81,7 @@ def elbo(
     sample_sharding: jax.sharding.Sharding | None = None,
     prior: Any = None,
     kl: str | None = None,
+    f_key: bool = False,
 ) -> Callable[..., Any]:
     r"""The evidence lower bound as a surrogate: value = ELBO estimate, gradient = estimator.
 
@@ -111,6 +120,8 @@ def elbo(
       sample_sharding: optional ``jax.sharding.Sharding`` for the sample axis.
       prior: with ``kl=``: the prior p(z), a distribution or ``prior(*args) ->`` one.
       kl: ``None`` (log_joint is the joint), ``"analytic"`` or ``"monte_carlo"``.
+      f_key: call ``log_joint(z, key_n, *args)`` with a key of its own for each sample
+        (dropout in a decoder, a simulator), split from the call's key.
 
     Returns:
       ``loss(params, key, *args)``: a scalar (``(scalar, aux)`` with ``has_aux``) whose
@@ -133,6 +144,7 @@ def elbo(
     check_choice(kl, KL, "kl")
     num_samples = checks.check_num_samples(num_samples)
     has_aux = checks.check_has_aux(has_aux)
+    f_key = checks.check_flag(f_key, "f_key")
     sample_sharding = sharding.check_sharding(sample_sharding)
     if (kl is None) != (prior is None):
         raise TypeError(
@@ -148,10 +160,10 @@ def elbo(
         q = protocol.resolve_dist(dist, params)  # for the KL; the draws resolve it again
         p = (prior(*args) if callable(prior) and not hasattr(prior, "log_prob") else prior) if kl else None
         exact_kl = closed_form_kl(q, p) if kl == "analytic" else None
-        joint = log_joint
+        joint, keys = keyed(log_joint, f_key, key, num_samples)
         if kl is not None and exact_kl is None:  # Monte Carlo KL: log p(x | z) + log p(z) is the joint
-            joint = _with_prior(log_joint, p, has_aux)
-        options = dict(has_aux=has_aux, sample_sharding=sample_sharding)
+            joint = _with_prior(joint, p, has_aux)
+        options = dict(has_aux=has_aux, sample_sharding=sample_sharding, keys=keys)
         if estimator == "pathwise":
             lj, lq, aux = pathwise_terms(joint, dist, params, key, args, num_samples, **options)
             # With an exact KL, log q leaves the Monte Carlo part: E_q[log p(x|z)] − KL(q‖p).
@@ -169,8 +181,8 @@ def elbo(
 
 
 def _with_prior(log_lik, prior, has_aux):
-    def joint(z, *args):
-        out = log_lik(z, *args)
+    def joint(z, key, *args):
+        out = log_lik(z, key, *args)
         value, aux = out if has_aux else (out, None)
         lp = jnp.sum(prior.log_prob(z))
         total = value + lp.astype(jnp.result_type(value))

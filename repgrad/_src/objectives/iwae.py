@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from ..core import checks, kernels, sharding
-from .elbo import check_choice, pathwise_terms, stl_terms
+from .elbo import check_choice, keyed, pathwise_terms, stl_terms
 
 _sg = jax.lax.stop_gradient
 
@@ -28,6 +28,7 @@ def iwae_bound(
     has_aux: bool = False,
     sample_sharding: jax.sharding.Sharding | None = None,
     num_particles: int | None = None,
+    f_key: bool = False,
 ) -> Callable[..., Any]:
     r"""The importance-weighted bound (IWAE) as a surrogate, with DReG or STL gradients.
 
@@ -60,6 +61,8 @@ def iwae_bound(
       sample_sharding: optional ``jax.sharding.Sharding`` for the (num_bounds·K) sample axis.
       num_particles: deprecated name of ``num_samples``; when given, ``num_samples`` keeps its
         former meaning, the number of bounds.
+      f_key: call ``log_joint(z, key, *args)`` with a key of its own for each of the
+        ``num_bounds·K`` latents, split from the call's key.
 
     Returns:
       ``loss(params, key, *args)``: scalar bound estimate; ``jax.grad`` is the estimator.
@@ -91,18 +94,20 @@ def iwae_bound(
     k = checks.check_num_samples(num_samples)
     num_bounds = checks.check_num_samples(num_bounds, why=" (num_bounds)")
     has_aux = checks.check_has_aux(has_aux)
+    f_key = checks.check_flag(f_key, "f_key")
     sample_sharding = sharding.check_sharding(sample_sharding)
 
     def loss(params, key, *args):
         checks.check_key(key)
-        options = dict(has_aux=has_aux, sample_sharding=sample_sharding)
+        joint, keys = keyed(log_joint, f_key, key, num_bounds * k)
+        options = dict(has_aux=has_aux, sample_sharding=sample_sharding, keys=keys)
         shape = (num_bounds, k)
         if estimator == "pathwise":
-            lj, lq, aux = pathwise_terms(log_joint, dist, params, key, args, num_bounds * k, **options)
+            lj, lq, aux = pathwise_terms(joint, dist, params, key, args, num_bounds * k, **options)
             lw = (lj - lq).reshape(shape)
             value = jnp.mean(logsumexp(lw, axis=1) - jnp.log(jnp.asarray(k, lw.dtype)))
         else:
-            lw_theta, lw_stl, aux = stl_terms(log_joint, dist, params, key, args, num_bounds * k, **options)
+            lw_theta, lw_stl, aux = stl_terms(joint, dist, params, key, args, num_bounds * k, **options)
             lw_theta = lw_theta.reshape(shape)
             bound = jnp.mean(logsumexp(lw_theta, axis=1) - jnp.log(jnp.asarray(k, lw_theta.dtype)))  # value; model gradient
             w_norm = _sg(jax.nn.softmax(lw_theta, axis=1))

@@ -77,8 +77,8 @@ def with_control_variate(estimator: Estimator, control_variate) -> Estimator:
         h, expected = build(cv, problem, d)
         f, has_aux = problem.f, problem.has_aux
 
-        def residual(x, *args):
-            out = f(x, *args)
+        def residual(x, key, *args):
+            out = f(x, key, *args)
             fx, aux = out if has_aux else (out, None)
             fx = jnp.asarray(fx)
             c = jnp.asarray(cv.coefficient, fx.dtype)

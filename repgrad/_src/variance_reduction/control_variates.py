@@ -99,5 +99,5 @@ def control_variate(h, expected_value, *, coefficient=1.0) -> ControlVariate:
 def build(cv: ControlVariate, problem, d):
     """``(h, expected)`` for this call: f's extra args enter stop-gradient."""
     sg_args = _sg(problem.args)
-    f_value = problem.f_value
-    return cv.build(lambda xi: f_value(xi, *sg_args), d, sg_args)
+    f_value, key = problem.f_value, problem.fixed_key  # f's noise at the expansion point: fixed
+    return cv.build(lambda xi: f_value(xi, key, *sg_args), d, sg_args)

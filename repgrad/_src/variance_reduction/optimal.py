@@ -268,13 +268,14 @@ def per_sample_coefficient_estimator(estimator: Estimator, cv) -> Estimator:
                 return out.loss, out
             return jax.grad(loss, has_aux=True)(sg_leaves)
 
-        def per_sample(k):
-            g_f, _ = leaf_grads(frozen, k)
-            g_h, _ = leaf_grads(frozen.replace_f(lambda x, *a: jnp.asarray(h(x)), has_aux=False), k)
-            out = estimator.surrogate(single, d_sg, k, (), None)  # same draws: the value, live in f's args
+        def per_sample(k, f_key):
+            one = lambda p: p._replace(keys=None if f_key is None else f_key[None])  # sample n's own f key
+            g_f, _ = leaf_grads(one(frozen), k)
+            g_h, _ = leaf_grads(one(frozen).replace_f(lambda x, k, *a: jnp.asarray(h(x)), has_aux=False), k)
+            out = estimator.surrogate(one(single), d_sg, k, (), None)  # same draws: the value, live in f's args
             return g_f, g_h, out.value, out.aux
 
-        g_f, g_h, values, aux = jax.vmap(per_sample)(jax.random.split(key, problem.num_samples))
+        g_f, g_h, values, aux = jax.vmap(per_sample)(jax.random.split(key, problem.num_samples), problem.keys)
         grads = []
         for project, a, u, dh in zip(projections, g_f, g_h, d_expected, strict=True):
             a, u = project(a), project(u)
