@@ -91,7 +91,7 @@ def _weights(log_p, valid, f):
     """
     k = log_p.shape[0]
     bits = 2 ** jnp.arange(k, dtype=jnp.int32)
-    full = jnp.sum(jnp.where(valid, bits, 0))
+    full = jnp.sum(jnp.where(valid, bits, 0), dtype=jnp.int32)
     log_f = wr.subset_log_f(log_p, wr.log_rest_mass(log_p))
     without = full - jnp.where(valid, bits, 0)  # S ∖ {s}
     log_r = log_f[without] - log_f[full]
