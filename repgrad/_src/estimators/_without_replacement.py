@@ -89,14 +89,22 @@ def to_samples(tab: Table, assign):
     return assign.reshape(lead + tab.shape).astype(tab.dtype)
 
 
-def log_prob(logits, kind: str, assign):
-    """Joint log-probability of one (V,) assignment, differentiable in ``logits``."""
-    if kind == "bernoulli":
-        flat = logits.reshape(-1)
-        b = assign.astype(flat.dtype)
-        return jnp.sum(-jax.nn.softplus(-flat) * b - jax.nn.softplus(flat) * (1.0 - b))
-    lp = jax.nn.log_softmax(logits, axis=-1).reshape(-1, logits.shape[-1])
-    return jnp.sum(jnp.take_along_axis(lp, assign[:, None], axis=-1))
+def log_prob(tab: Table, assign):
+    """Joint log-probabilities of (…, V) assignments, from the (stop-gradient) table."""
+    per_var = jnp.take_along_axis(jnp.broadcast_to(tab.log_p, assign.shape + tab.log_p.shape[-1:]), assign[..., None], axis=-1)
+    return jnp.sum(per_var[..., 0], axis=-1)
+
+
+def score(tab: Table, theta, assign):
+    """∇θ log p(assign) for (…, V) assignments, in θ's (the logits') shape: b − σ(θ) for a
+    Bernoulli, one_hot(x) − softmax(θ) for a Categorical."""
+    lead = assign.shape[:-1]
+    if tab.kind == "bernoulli":
+        p = jax.nn.sigmoid(theta)
+        return assign.reshape(lead + theta.shape).astype(theta.dtype) - jnp.broadcast_to(p, lead + theta.shape)
+    probs = jax.nn.softmax(theta, axis=-1)
+    hot = jax.nn.one_hot(assign.reshape(lead + theta.shape[:-1]), theta.shape[-1], dtype=theta.dtype)
+    return hot - jnp.broadcast_to(probs, hot.shape)
 
 
 def most_probable(log_p, width: int):

@@ -79,8 +79,7 @@ def rao_blackwell(k: int = 4) -> Estimator:
         f = _sg(values).astype(dtype)
         f_top, f_rest = jnp.where(top_valid, f[:k], 0.0), f[k:]
 
-        lp = lambda th, a: wr.log_prob(th, tab.kind, a)
-        log_p_top = jnp.where(top_valid, jax.vmap(lambda a: lp(theta, a))(top), -jnp.inf)
+        log_p_top = jnp.where(top_valid, wr.log_prob(tab, top), -jnp.inf)
         p_top = jnp.exp(log_p_top)
         rest_mass = jnp.exp(wr.log_rest_mass(log_p_top))
         if n >= 2:
@@ -89,14 +88,11 @@ def rao_blackwell(k: int = 4) -> Estimator:
             b = jnp.broadcast_to(jnp.sum(p_top * f_top) / jnp.sum(p_top), (1,))
         top_w = jnp.where(top_valid, p_top, 0.0).astype(values.dtype)
         value = jnp.sum(top_w * values[:k]) + rest_mass.astype(values.dtype) * jnp.mean(values[k:])
-
-        def surrogate_g(th):
-            p = jnp.where(top_valid, jnp.exp(jax.vmap(lambda a: lp(th, a))(top)), 0.0)
-            exact = jnp.sum(p * (f_top - jnp.mean(b)))
-            sampled = rest_mass * jnp.mean((f_rest - b) * jax.vmap(lambda a: lp(th, a))(rest))
-            return exact + sampled
-
-        g = jax.grad(surrogate_g)(theta)
+        # ĝ = Σ_{C_k} p(x) (f(x) − b̄) ∇log p(x) + (1 − p(C_k)) mean_n (f(x'_n) − b_n) ∇log p(x'_n)
+        expand = lambda w: w.reshape(w.shape + (1,) * theta.ndim)
+        exact = jnp.sum(expand(p_top * (f_top - jnp.mean(b))) * wr.score(tab, theta, top), axis=0)
+        sampled = rest_mass * jnp.mean(expand(f_rest - b) * wr.score(tab, theta, rest), axis=0)
+        g = exact + sampled
         # f's values enter ĝ stop-gradient: watching them refuses mixed θ/f-argument derivatives.
         pull = kernels.pullback([(logits, g)], "rao_blackwell", value.dtype, watch=(values,))
         return Out(value + pull, value, aux)

@@ -67,15 +67,12 @@ def unordered_set(k: int = 4) -> Estimator:
         values, aux = problem.evaluate(x.reshape((n * k,) + x.shape[2:]), n * k)
         f = _sg(values).reshape(n, k).astype(tab.log_p.dtype)
         valid = jnp.isfinite(phi)
-        log_p = jnp.where(valid, jax.vmap(jax.vmap(lambda a: wr.log_prob(theta.astype(f.dtype), tab.kind, a)))(beams), -jnp.inf)
+        log_p = jnp.where(valid, wr.log_prob(tab, beams), -jnp.inf)
         value_w, grad_w = jax.vmap(_weights)(log_p, valid, f)
         value = jnp.mean(jnp.sum(value_w.astype(values.dtype) * values.reshape(n, k), axis=1))
-
-        def weighted_log_p(th):
-            lp = jax.vmap(jax.vmap(lambda a: wr.log_prob(th, tab.kind, a)))(beams)
-            return jnp.mean(jnp.sum(jnp.where(valid, grad_w * lp, 0.0), axis=1))
-
-        g = jax.grad(weighted_log_p)(theta.astype(f.dtype))
+        # ĝ = mean_n Σ_s ∇p(s) R (f − B) = mean_n Σ_s [p(s) R (f − B)] ∇ log p(s)
+        scores = wr.score(tab, theta.astype(f.dtype), beams)  # (N, k, *logits.shape)
+        g = jnp.mean(jnp.sum(grad_w.reshape(grad_w.shape + (1,) * theta.ndim) * scores, axis=1), axis=0)
         # f's values enter ĝ stop-gradient: watching them refuses mixed θ/f-argument derivatives.
         pull = kernels.pullback([(logits, g)], "unordered_set", value.dtype, watch=(values,))
         return Out(value + pull, value, aux)
