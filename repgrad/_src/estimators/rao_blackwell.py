@@ -85,7 +85,9 @@ def rao_blackwell(k: int = 4) -> Estimator:
         if n >= 2:
             b = (jnp.sum(f_rest) - f_rest) / (n - 1)
         else:
-            b = jnp.broadcast_to(jnp.sum(p_top * f_top) / jnp.sum(p_top), (1,))
+            # softmax, not p / Σp: the top configurations of many variables underflow in float32
+            weights = jax.nn.softmax(jnp.where(top_valid, log_p_top, -jnp.inf))
+            b = jnp.broadcast_to(jnp.sum(weights * f_top), (1,))
         top_w = jnp.where(top_valid, p_top, 0.0).astype(values.dtype)
         value = jnp.sum(top_w * values[:k]) + rest_mass.astype(values.dtype) * jnp.mean(values[k:])
         # ĝ = Σ_{C_k} p(x) (f(x) − b̄) ∇log p(x) + (1 − p(C_k)) mean_n (f(x'_n) − b_n) ∇log p(x'_n)
