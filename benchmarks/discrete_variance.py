@@ -216,7 +216,7 @@ def main(argv=None):
     replicates, adapt_steps = (50, 10) if small else (2000, 500)
     budgets = {"bernoulli20_toy": (2, 42), "bernoulli20_product": (2, 42), "categorical10x10": (91,)}
     if small:
-        budgets = {"bernoulli20_toy": (2, 42), "bernoulli20_product": (42,), "categorical10x10": (91,)}
+        budgets = {"bernoulli20_toy": (42,), "bernoulli20_product": (42,), "categorical10x10": (91,)}
     key = jax.random.key(0)
     results, reference = {}, {}
     for name in args.problems.split(","):
