@@ -64,6 +64,7 @@ def test_bernoulli_3d_gradient_and_value_unbiased():
         assert_unbiased(v, exact_v, name=f"{name} value")
 
 
+@pytest.mark.slow
 def test_bernoulli_20d_product_form():
     """f(b) = exp(Σ w_d b_d): E = Π_d (1 − p_d + p_d e^{w_d}), ∂/∂θ_d = p_d(1 − p_d)(e^{w_d} − 1) Π_{e≠d}(…)."""
     d = 20
@@ -80,6 +81,7 @@ def test_bernoulli_20d_product_form():
         assert_unbiased(g, exact, name=f"{name} (20-dim Bernoulli)")
 
 
+@pytest.mark.slow
 def test_categorical_3x4_unbiased():
     theta = jnp.array([[0.2, -0.5, 0.1, 0.4], [1.0, 0.0, -1.0, 0.3], [0.0, 0.0, 0.5, -2.0]])
     weights = jnp.arange(12.0).reshape(3, 4) / 10.0
@@ -139,10 +141,14 @@ def test_any_params_map_and_f_args():
     f = lambda b, a: jnp.sum((b - a) ** 2 * jnp.arange(1.0, 4.0)) + jnp.exp(jnp.sum(b) * a)
     a = jnp.float32(0.3)
     exact = jax.grad(rg.expectation(f, dist, estimator="exact"), argnums=(0, 2))(params, KEY, a)
-    for name, (est, kw) in unbiased_bernoulli(2).items():
+    cases = {name: c for name, c in unbiased_bernoulli(2).items() if name in ("rodeo", "unordered_set")}
+    grads = {}
+    for name, (est, kw) in cases.items():
         loss = rg.expectation(f, dist, est, num_samples=2)
         scalar = (lambda p, k, a, loss=loss, kw=kw: loss(p, k, a, **kw)[0]) if kw else loss
-        g = replicate(lambda k, s=scalar: jax.grad(s, argnums=(0, 2))(params, k, a), jax.random.key(6), 1000)
+        grads[name] = lambda k, s=scalar: jax.grad(s, argnums=(0, 2))(params, k, a)
+    out = replicate(lambda k: {name: g(k) for name, g in grads.items()}, jax.random.key(6), 1000)
+    for name, g in out.items():
         assert_unbiased(g, exact, name=f"{name} params and f-args")
 
 
@@ -167,11 +173,9 @@ def test_hessian_in_f_args_alone_and_mixed_refused(name):
     exact = 2.0 * rg.expectation(base, bern, rg.enumeration())(theta, KEY)
     h = replicate(lambda k: jax.hessian(scalar, argnums=2)(theta, k, w), jax.random.key(7), 300)
     assert_unbiased(h, exact, name=f"d²/dw² by {name}")
-    for run in (
+    for run in (  # θ twice; w, then θ (tests/test_order_in_f_args.py runs every order for the others)
         lambda: jax.hessian(scalar)(theta, KEY, w),
         lambda: jax.jacfwd(jax.grad(scalar, argnums=2), argnums=0)(theta, KEY, w),
-        lambda: jax.jacfwd(jax.grad(scalar, argnums=0), argnums=2)(theta, KEY, w),
-        lambda: jax.grad(lambda w: jnp.sum(jax.grad(scalar)(theta, KEY, w)))(w),
     ):
         with pytest.raises(rg.DerivativeOrderError, match=name):
             run()
