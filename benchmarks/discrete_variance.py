@@ -147,7 +147,9 @@ def _adapt(fn, theta, psi, key, steps, lr):
         upd, state = opt.update(g, state, psi)
         return (optax.apply_updates(psi, upd), state), None
 
-    (psi, _), _ = jax.jit(lambda p, ks: jax.lax.scan(step, (p, opt.init(p)), ks))(psi, jax.random.split(key, steps))
+    # optax's bias correction mixes int and float scalars, which strict dtype promotion refuses
+    with jax.numpy_dtype_promotion("standard"):
+        (psi, _), _ = jax.jit(lambda p, ks: jax.lax.scan(step, (p, opt.init(p)), ks))(psi, jax.random.split(key, steps))
     return psi
 
 
