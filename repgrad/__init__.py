@@ -15,20 +15,32 @@ from ._src.aliases import disarm_grad as disarm_grad
 from ._src.aliases import disarm_multisample_grad as disarm_multisample_grad
 from ._src.aliases import disarm_multisample_value_and_grad as disarm_multisample_value_and_grad
 from ._src.aliases import disarm_value_and_grad as disarm_value_and_grad
+from ._src.aliases import double_cv_grad as double_cv_grad
+from ._src.aliases import double_cv_value_and_grad as double_cv_value_and_grad
 from ._src.aliases import enumeration_grad as enumeration_grad
 from ._src.aliases import enumeration_value_and_grad as enumeration_value_and_grad
+from ._src.aliases import gumbel_rao_grad as gumbel_rao_grad
+from ._src.aliases import gumbel_rao_value_and_grad as gumbel_rao_value_and_grad
 from ._src.aliases import gumbel_softmax_grad as gumbel_softmax_grad
 from ._src.aliases import gumbel_softmax_value_and_grad as gumbel_softmax_value_and_grad
+from ._src.aliases import indecater_grad as indecater_grad
+from ._src.aliases import indecater_value_and_grad as indecater_value_and_grad
 from ._src.aliases import measure_valued_grad as measure_valued_grad
 from ._src.aliases import measure_valued_value_and_grad as measure_valued_value_and_grad
 from ._src.aliases import pathwise_grad as pathwise_grad
 from ._src.aliases import pathwise_value_and_grad as pathwise_value_and_grad
+from ._src.aliases import rao_blackwell_grad as rao_blackwell_grad
+from ._src.aliases import rao_blackwell_value_and_grad as rao_blackwell_value_and_grad
 from ._src.aliases import rebar_grad as rebar_grad
 from ._src.aliases import rebar_value_and_grad as rebar_value_and_grad
 from ._src.aliases import relax_grad as relax_grad
 from ._src.aliases import relax_value_and_grad as relax_value_and_grad
+from ._src.aliases import rodeo_grad as rodeo_grad
+from ._src.aliases import rodeo_value_and_grad as rodeo_value_and_grad
 from ._src.aliases import score_grad as score_grad
 from ._src.aliases import score_value_and_grad as score_value_and_grad
+from ._src.aliases import unordered_set_grad as unordered_set_grad
+from ._src.aliases import unordered_set_value_and_grad as unordered_set_value_and_grad
 from ._src.aliases import vimco_grad as vimco_grad
 from ._src.aliases import vimco_value_and_grad as vimco_value_and_grad
 from ._src.api import expectation as expectation
@@ -56,16 +68,24 @@ from ._src.distributions.normal import Normal as Normal
 from ._src.estimators.arm import arm as arm
 from ._src.estimators.disarm import disarm as disarm
 from ._src.estimators.disarm_multisample import disarm_multisample as disarm_multisample
+from ._src.estimators.double_cv import double_cv as double_cv
+from ._src.estimators.double_cv import double_cv_init as double_cv_init
 from ._src.estimators.enumeration import enumeration as enumeration
+from ._src.estimators.gumbel_rao import gumbel_rao as gumbel_rao
 from ._src.estimators.gumbel_softmax import gumbel_softmax as gumbel_softmax
 from ._src.estimators.gumbel_softmax import straight_through as straight_through
+from ._src.estimators.indecater import indecater as indecater
 from ._src.estimators.measure_valued import measure_valued as measure_valued
 from ._src.estimators.pathwise import pathwise as pathwise
+from ._src.estimators.rao_blackwell import rao_blackwell as rao_blackwell
 from ._src.estimators.rebar import rebar as rebar
 from ._src.estimators.rebar import rebar_control as rebar_control
 from ._src.estimators.rebar import rebar_init as rebar_init
 from ._src.estimators.relax import relax as relax
+from ._src.estimators.rodeo import rodeo as rodeo
+from ._src.estimators.rodeo import rodeo_init as rodeo_init
 from ._src.estimators.score import score as score
+from ._src.estimators.unordered_set import unordered_set as unordered_set
 from ._src.estimators.vimco import vimco as vimco
 from ._src.graph.dice import dice as dice
 from ._src.graph.stochastic import cost as cost
@@ -139,15 +159,25 @@ __all__ = [
     "disarm_multisample_grad",
     "disarm_multisample_value_and_grad",
     "disarm_value_and_grad",
+    "double_cv",
+    "double_cv_grad",
+    "double_cv_init",
+    "double_cv_value_and_grad",
     "elbo",
     "enumeration",
     "enumeration_grad",
     "enumeration_value_and_grad",
     "expectation",
     "grad",
+    "gumbel_rao",
+    "gumbel_rao_grad",
+    "gumbel_rao_value_and_grad",
     "gumbel_softmax",
     "gumbel_softmax_grad",
     "gumbel_softmax_value_and_grad",
+    "indecater",
+    "indecater_grad",
+    "indecater_value_and_grad",
     "iwae_bound",
     "leave_one_out_baseline",
     "magic_box",
@@ -161,6 +191,9 @@ __all__ = [
     "pathwise",
     "pathwise_grad",
     "pathwise_value_and_grad",
+    "rao_blackwell",
+    "rao_blackwell_grad",
+    "rao_blackwell_value_and_grad",
     "rebar",
     "rebar_control",
     "rebar_grad",
@@ -169,6 +202,10 @@ __all__ = [
     "relax",
     "relax_grad",
     "relax_value_and_grad",
+    "rodeo",
+    "rodeo_grad",
+    "rodeo_init",
+    "rodeo_value_and_grad",
     "sample",
     "score",
     "score_grad",
@@ -176,6 +213,9 @@ __all__ = [
     "select_estimator",
     "stochastic",
     "straight_through",
+    "unordered_set",
+    "unordered_set_grad",
+    "unordered_set_value_and_grad",
     "value_and_grad",
     "vimco",
     "vimco_grad",

@@ -16,13 +16,19 @@ from .core import transforms
 from .estimators.arm import arm
 from .estimators.disarm import disarm
 from .estimators.disarm_multisample import disarm_multisample
+from .estimators.double_cv import double_cv
 from .estimators.enumeration import MAX_CONFIGURATIONS, enumeration
+from .estimators.gumbel_rao import gumbel_rao
 from .estimators.gumbel_softmax import gumbel_softmax
+from .estimators.indecater import indecater
 from .estimators.measure_valued import measure_valued
 from .estimators.pathwise import pathwise
+from .estimators.rao_blackwell import rao_blackwell
 from .estimators.rebar import rebar
 from .estimators.relax import relax
+from .estimators.rodeo import rodeo
 from .estimators.score import score
+from .estimators.unordered_set import unordered_set
 from .estimators.vimco import vimco
 from .variance_reduction.baselines import Baseline, OptimalBaseline
 from .variance_reduction.control_variates import ControlVariate
@@ -366,3 +372,170 @@ def enumeration_grad(f: Fn, dist: Fn, *, has_aux: bool = False, max_configuratio
       Mohamed et al. 2020 (arXiv:1906.10652), §2; see ``rg.enumeration``.
     """
     return gr(f, dist, enumeration(max_configurations=max_configurations), has_aux=has_aux)
+
+
+def indecater_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, chunk_size: int | None = None, sample_sharding: Sharding = None) -> Fn:
+    """Value and IndeCateR gradient (unbiased): ``rg.value_and_grad(f, dist, rg.indecater(chunk_size=...))``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> v, g = rg.indecater_value_and_grad(lambda k: jnp.sum(k == 1).astype(jnp.float32), lambda p: rg.Categorical(logits=p),
+      ... num_samples=8)(jnp.zeros((2, 3)), jax.random.key(0))
+
+    References:
+      De Smet et al., NeurIPS 2023 (arXiv:2311.12569); see ``rg.indecater``.
+    """
+    return vg(f, dist, indecater(chunk_size=chunk_size), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def indecater_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, chunk_size: int | None = None, sample_sharding: Sharding = None) -> Fn:
+    """IndeCateR gradient (unbiased): ``rg.grad(f, dist, rg.indecater(chunk_size=...))``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> g = rg.indecater_grad(lambda b: jnp.prod(1.0 + b), lambda p: rg.Bernoulli(logits=p), num_samples=8)(jnp.zeros(3), jax.random.key(0))
+
+    References:
+      De Smet et al., NeurIPS 2023 (arXiv:2311.12569); see ``rg.indecater``.
+    """
+    return gr(f, dist, indecater(chunk_size=chunk_size), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def double_cv_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, alpha: float = 0.0, sample_sharding: Sharding = None) -> Fn:
+    """Value and double control variate gradient (unbiased): ``rg.value_and_grad(f, dist, rg.double_cv(alpha=...))``; calls take ``control_params=`` and return ``(result, control_grads)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> fn = rg.double_cv_value_and_grad(lambda b: jnp.sum((b - 0.45) ** 2), lambda p: rg.Bernoulli(logits=p), num_samples=4)
+      >>> (value, g), psi_grad = fn(jnp.zeros(3), jax.random.key(0), control_params=fn.init_control_params())
+
+    References:
+      Titsias & Shi, AISTATS 2022 (arXiv:2111.05300); see ``rg.double_cv``.
+    """
+    return vg(f, dist, double_cv(alpha=alpha), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def double_cv_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, alpha: float = 0.0, sample_sharding: Sharding = None) -> Fn:
+    """Double control variate gradient (unbiased): ``rg.grad(f, dist, rg.double_cv(alpha=...))``; calls take ``control_params=`` and return ``(result, control_grads)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> fn = rg.double_cv_grad(lambda b: jnp.sum((b - 0.45) ** 2), lambda p: rg.Bernoulli(logits=p), num_samples=4)
+      >>> g, psi_grad = fn(jnp.zeros(3), jax.random.key(0), control_params=fn.init_control_params())
+
+    References:
+      Titsias & Shi, AISTATS 2022 (arXiv:2111.05300); see ``rg.double_cv``.
+    """
+    return gr(f, dist, double_cv(alpha=alpha), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def rodeo_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, hidden: int = 100, seed: int = 0, sample_sharding: Sharding = None) -> Fn:
+    """Value and RODEO gradient (unbiased): ``rg.value_and_grad(f, dist, rg.rodeo(hidden=..., seed=...))``; calls take ``control_params=`` and return ``(result, control_grads)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> fn = rg.rodeo_value_and_grad(lambda b: jnp.sum((b - 0.45) ** 2), lambda p: rg.Bernoulli(logits=p), num_samples=4)
+      >>> (value, g), psi_grad = fn(jnp.zeros(3), jax.random.key(0), control_params=fn.init_control_params())
+
+    References:
+      Shi et al., NeurIPS 2022 (arXiv:2202.09497); see ``rg.rodeo``.
+    """
+    return vg(f, dist, rodeo(hidden=hidden, seed=seed), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def rodeo_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, hidden: int = 100, seed: int = 0, sample_sharding: Sharding = None) -> Fn:
+    """RODEO gradient (unbiased): ``rg.grad(f, dist, rg.rodeo(hidden=..., seed=...))``; calls take ``control_params=`` and return ``(result, control_grads)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> fn = rg.rodeo_grad(lambda b: jnp.sum((b - 0.45) ** 2), lambda p: rg.Bernoulli(logits=p), num_samples=4)
+      >>> g, psi_grad = fn(jnp.zeros(3), jax.random.key(0), control_params=fn.init_control_params())
+
+    References:
+      Shi et al., NeurIPS 2022 (arXiv:2202.09497); see ``rg.rodeo``.
+    """
+    return gr(f, dist, rodeo(hidden=hidden, seed=seed), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def unordered_set_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None) -> Fn:
+    """Value and unordered set gradient (unbiased): ``rg.value_and_grad(f, dist, rg.unordered_set(k))``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> v, g = rg.unordered_set_value_and_grad(lambda b: jnp.sum(b), lambda p: rg.Bernoulli(logits=p), k=3,
+      ... num_samples=8)(jnp.zeros(2), jax.random.key(0))
+
+    References:
+      Kool et al., ICLR 2020 (arXiv:2002.06043); see ``rg.unordered_set``.
+    """
+    return vg(f, dist, unordered_set(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def unordered_set_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None) -> Fn:
+    """Unordered set gradient (unbiased): ``rg.grad(f, dist, rg.unordered_set(k))``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> g = rg.unordered_set_grad(lambda k: (k == 2).astype(jnp.float32), lambda p: rg.Categorical(logits=p), k=2,
+      ... num_samples=8)(jnp.zeros(3), jax.random.key(0))
+
+    References:
+      Kool et al., ICLR 2020 (arXiv:2002.06043); see ``rg.unordered_set``.
+    """
+    return gr(f, dist, unordered_set(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def rao_blackwell_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None) -> Fn:
+    """Value and Rao-Blackwellized top-k gradient (unbiased): ``rg.value_and_grad(f, dist, rg.rao_blackwell(k))``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> v, g = rg.rao_blackwell_value_and_grad(lambda b: jnp.sum(b), lambda p: rg.Bernoulli(logits=p), k=2,
+      ... num_samples=4)(jnp.zeros(2), jax.random.key(0))
+
+    References:
+      Liu et al., ICML 2019 (arXiv:1810.04777); see ``rg.rao_blackwell``.
+    """
+    return vg(f, dist, rao_blackwell(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def rao_blackwell_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None) -> Fn:
+    """Rao-Blackwellized top-k gradient (unbiased): ``rg.grad(f, dist, rg.rao_blackwell(k))``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> g = rg.rao_blackwell_grad(lambda k: (k == 2).astype(jnp.float32), lambda p: rg.Categorical(logits=p), k=2,
+      ... num_samples=4)(jnp.array([1.0, 0.5, -1.0, -2.0]), jax.random.key(0))
+
+    References:
+      Liu et al., ICML 2019 (arXiv:1810.04777); see ``rg.rao_blackwell``.
+    """
+    return gr(f, dist, rao_blackwell(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def gumbel_rao_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, temperature: float | jax.Array = 1.0, num_gumbels: int = 10, sample_sharding: Sharding = None) -> Fn:
+    """Value and Gumbel-Rao gradient (biased: a relaxation): ``rg.value_and_grad(f, dist, rg.gumbel_rao(temperature=..., num_gumbels=...))``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> v, g = rg.gumbel_rao_value_and_grad(lambda b: jnp.sum(b ** 2), lambda p: rg.Bernoulli(logits=p),
+      ... temperature=0.5, num_samples=8)(jnp.zeros(2), jax.random.key(0))
+
+    References:
+      Paulus et al., ICLR 2021 (arXiv:2010.04838); see ``rg.gumbel_rao``.
+    """
+    return vg(f, dist, gumbel_rao(temperature=temperature, num_gumbels=num_gumbels), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+
+
+def gumbel_rao_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, temperature: float | jax.Array = 1.0, num_gumbels: int = 10, sample_sharding: Sharding = None) -> Fn:
+    """Gumbel-Rao gradient (biased: a relaxation): ``rg.grad(f, dist, rg.gumbel_rao(temperature=..., num_gumbels=...))``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, repgrad as rg
+      >>> g = rg.gumbel_rao_grad(lambda y: jnp.sum(y * jnp.arange(3.0)) ** 2, lambda p: rg.Categorical(logits=p),
+      ... temperature=0.5, num_samples=8)(jnp.zeros(3), jax.random.key(0))
+
+    References:
+      Paulus et al., ICLR 2021 (arXiv:2010.04838); see ``rg.gumbel_rao``.
+    """
+    return gr(f, dist, gumbel_rao(temperature=temperature, num_gumbels=num_gumbels), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)

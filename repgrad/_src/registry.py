@@ -18,13 +18,19 @@ from .core.estimator import Estimator
 from .estimators.arm import arm
 from .estimators.disarm import disarm
 from .estimators.disarm_multisample import disarm_multisample
+from .estimators.double_cv import double_cv
 from .estimators.enumeration import enumeration
+from .estimators.gumbel_rao import gumbel_rao
 from .estimators.gumbel_softmax import gumbel_softmax, straight_through
+from .estimators.indecater import indecater
 from .estimators.measure_valued import measure_valued
 from .estimators.pathwise import pathwise
+from .estimators.rao_blackwell import rao_blackwell
 from .estimators.rebar import rebar
 from .estimators.relax import relax
+from .estimators.rodeo import rodeo
 from .estimators.score import score
+from .estimators.unordered_set import unordered_set
 from .estimators.vimco import vimco
 
 ESTIMATORS: Mapping[str, Callable[..., Estimator]] = MappingProxyType(
@@ -47,6 +53,12 @@ ESTIMATORS: Mapping[str, Callable[..., Estimator]] = MappingProxyType(
         "relax": relax,
         "enumeration": enumeration,
         "exact": enumeration,
+        "indecater": indecater,
+        "double_cv": double_cv,
+        "rodeo": rodeo,
+        "unordered_set": unordered_set,
+        "rao_blackwell": rao_blackwell,
+        "gumbel_rao": gumbel_rao,
     }
 )
 
