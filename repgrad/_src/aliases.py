@@ -40,7 +40,7 @@ BaselineLike = Baseline | OptimalBaseline | str | None
 vg, gr = transforms.value_and_grad, transforms.grad
 
 
-def pathwise_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
+def pathwise_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, control_variate: CV = None, allow_zero_gradient: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and pathwise (reparameterization) gradient of E_{p_θ}[f]: ``rg.value_and_grad(f, dist, rg.pathwise(control_variate=...))``.
 
     Example:
@@ -51,10 +51,10 @@ def pathwise_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: b
     References:
       Kingma & Welling 2014; Figurnov et al. 2018; see ``rg.pathwise``.
     """
-    return vg(f, dist, pathwise(control_variate=control_variate), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, pathwise(control_variate=control_variate, allow_zero_gradient=allow_zero_gradient), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def pathwise_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
+def pathwise_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, control_variate: CV = None, allow_zero_gradient: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Pathwise (reparameterization) gradient of E_{p_θ}[f]: ``rg.grad(f, dist, rg.pathwise(control_variate=...))``.
 
     Example:
@@ -64,10 +64,10 @@ def pathwise_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = Fals
     References:
       Kingma & Welling 2014; Figurnov et al. 2018; see ``rg.pathwise``.
     """
-    return gr(f, dist, pathwise(control_variate=control_variate), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, pathwise(control_variate=control_variate, allow_zero_gradient=allow_zero_gradient), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def score_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, baseline: BaselineLike = None, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
+def score_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, baseline: BaselineLike = None, control_variate: CV = None, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and score-function (REINFORCE) gradient of E_{p_θ}[f]: ``rg.value_and_grad(f, dist, rg.score(baseline=..., control_variate=...))``.
 
     Example:
@@ -80,10 +80,10 @@ def score_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool
       Williams 1992; Kool et al. 2019 (RLOO); Foerster et al. 2018 (DiCE); see ``rg.score``.
     """
     est = score(baseline=baseline, control_variate=control_variate)
-    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def score_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, baseline: BaselineLike = None, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
+def score_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, baseline: BaselineLike = None, control_variate: CV = None, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Score-function (REINFORCE) gradient of E_{p_θ}[f]: ``rg.grad(f, dist, rg.score(baseline=..., control_variate=...))``.
 
     Example:
@@ -95,10 +95,10 @@ def score_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, 
       Williams 1992; Kool et al. 2019 (RLOO); Foerster et al. 2018 (DiCE); see ``rg.score``.
     """
     est = score(baseline=baseline, control_variate=control_variate)
-    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def measure_valued_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, chunk_size: int | None = None, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
+def measure_valued_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, chunk_size: int | None = None, control_variate: CV = None, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and measure-valued gradient of E_{p_θ}[f]: ``rg.value_and_grad(f, dist, rg.measure_valued(...))``.
 
     Example:
@@ -110,10 +110,10 @@ def measure_valued_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_
       Pflug 1989; Mohamed et al. 2020 (arXiv:1906.10652), §6; see ``rg.measure_valued``.
     """
     est = measure_valued(coupled=coupled, chunk_size=chunk_size, control_variate=control_variate)
-    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def measure_valued_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, chunk_size: int | None = None, control_variate: CV = None, sample_sharding: Sharding = None) -> Fn:
+def measure_valued_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, coupled: bool = True, chunk_size: int | None = None, control_variate: CV = None, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Measure-valued gradient of E_{p_θ}[f]: ``rg.grad(f, dist, rg.measure_valued(...))``.
 
     Example:
@@ -125,10 +125,10 @@ def measure_valued_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool 
       Pflug 1989; Mohamed et al. 2020 (arXiv:1906.10652), §6; see ``rg.measure_valued``.
     """
     est = measure_valued(coupled=coupled, chunk_size=chunk_size, control_variate=control_variate)
-    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def arm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def arm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and ARM gradient of E_{b∼Bern(σ(φ))}[f(b)] (unbiased): ``rg.value_and_grad(f, dist, rg.arm())``.
 
     Example:
@@ -139,10 +139,10 @@ def arm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool =
     References:
       Yin & Zhou, ICLR 2019 (arXiv:1807.11143); see ``rg.arm``.
     """
-    return vg(f, dist, arm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, arm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def arm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def arm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """ARM gradient of E_{b∼Bern(σ(φ))}[f(b)] (unbiased): ``rg.grad(f, dist, rg.arm())``.
 
     Example:
@@ -153,10 +153,10 @@ def arm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sa
     References:
       Yin & Zhou, ICLR 2019 (arXiv:1807.11143); see ``rg.arm``.
     """
-    return gr(f, dist, arm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, arm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def disarm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def disarm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and DisARM gradient of E_{b∼Bern(σ(φ))}[f(b)] (unbiased): ``rg.value_and_grad(f, dist, rg.disarm())``.
 
     Example:
@@ -167,10 +167,10 @@ def disarm_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: boo
     References:
       Dong, Mnih & Tucker, NeurIPS 2020 (arXiv:2006.10680); see ``rg.disarm``.
     """
-    return vg(f, dist, disarm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, disarm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def disarm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def disarm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """DisARM gradient of E_{b∼Bern(σ(φ))}[f(b)] (unbiased): ``rg.grad(f, dist, rg.disarm())``.
 
     Example:
@@ -181,10 +181,10 @@ def disarm_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False,
     References:
       Dong, Mnih & Tucker, NeurIPS 2020 (arXiv:2006.10680); see ``rg.disarm``.
     """
-    return gr(f, dist, disarm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, disarm(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def disarm_multisample_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def disarm_multisample_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and multi-sample DisARM gradient (unbiased) of E[log (1/K) Σ_k w(b_k)]: ``rg.value_and_grad(log_weight, dist, rg.disarm_multisample())``.
 
     Example:
@@ -195,10 +195,10 @@ def disarm_multisample_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: 
     References:
       Dong, Mnih & Tucker, NeurIPS 2020 (arXiv:2006.10680); see ``rg.disarm_multisample``.
     """
-    return vg(log_weight, dist, disarm_multisample(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(log_weight, dist, disarm_multisample(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def disarm_multisample_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def disarm_multisample_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Multi-sample DisARM gradient (unbiased) of E[log (1/K) Σ_k w(b_k)]: ``rg.grad(log_weight, dist, rg.disarm_multisample())``.
 
     Example:
@@ -209,10 +209,10 @@ def disarm_multisample_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, h
     References:
       Dong, Mnih & Tucker, NeurIPS 2020 (arXiv:2006.10680); see ``rg.disarm_multisample``.
     """
-    return gr(log_weight, dist, disarm_multisample(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(log_weight, dist, disarm_multisample(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def vimco_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def vimco_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and VIMCO gradient (unbiased) of E[log (1/K) Σ_k w(b_k)]: ``rg.value_and_grad(log_weight, dist, rg.vimco())``.
 
     Example:
@@ -223,10 +223,10 @@ def vimco_value_and_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_
     References:
       Mnih & Rezende, ICML 2016 (arXiv:1602.06725); see ``rg.vimco``.
     """
-    return vg(log_weight, dist, vimco(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(log_weight, dist, vimco(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def vimco_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def vimco_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """VIMCO gradient (unbiased) of E[log (1/K) Σ_k w(b_k)]: ``rg.grad(log_weight, dist, rg.vimco())``.
 
     Example:
@@ -237,10 +237,10 @@ def vimco_grad(log_weight: Fn, dist: Fn, *, num_samples: int = 2, has_aux: bool 
     References:
       Mnih & Rezende, ICML 2016 (arXiv:1602.06725); see ``rg.vimco``.
     """
-    return gr(log_weight, dist, vimco(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(log_weight, dist, vimco(), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def rebar_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, eta: float = 1.0, temperature: float = 0.5, sample_sharding: Sharding = None) -> Fn:
+def rebar_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, eta: float = 1.0, temperature: float = 0.5, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and REBAR gradient (unbiased): ``rg.value_and_grad(f, dist, rg.rebar(eta=..., temperature=...))``; calls take ``control_params=`` and return ``((value, grads), control_grads)``.
 
     Example:
@@ -252,10 +252,10 @@ def rebar_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool
       Tucker et al., NeurIPS 2017 (arXiv:1703.07370); see ``rg.rebar``.
     """
     est = rebar(eta=eta, temperature=temperature)
-    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def rebar_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, eta: float = 1.0, temperature: float = 0.5, sample_sharding: Sharding = None) -> Fn:
+def rebar_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, eta: float = 1.0, temperature: float = 0.5, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """REBAR gradient (unbiased): ``rg.grad(f, dist, rg.rebar(eta=..., temperature=...))``; calls take ``control_params=`` and return ``(grads, control_grads)``.
 
     Example:
@@ -267,7 +267,7 @@ def rebar_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, 
       Tucker et al., NeurIPS 2017 (arXiv:1703.07370); see ``rg.rebar``.
     """
     est = rebar(eta=eta, temperature=temperature)
-    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
 def _relax_control(args, control):
@@ -283,7 +283,7 @@ def _relax_control(args, control):
     return control
 
 
-def relax_value_and_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def relax_value_and_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and RELAX gradient (unbiased): ``rg.value_and_grad(f, dist, rg.relax(control))``; calls take ``control_params=psi`` and return ``((value, grads), control_grads)``. ``control`` is keyword-only (positional is deprecated).
 
     Example:
@@ -297,10 +297,10 @@ def relax_value_and_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_
       Grathwohl et al., ICLR 2018 (arXiv:1711.00123); see ``rg.relax``.
     """
     est = relax(_relax_control(args, control))
-    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def relax_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def relax_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: int = 1, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """RELAX gradient (unbiased): ``rg.grad(f, dist, rg.relax(control))``; calls take ``control_params=psi`` and return ``(grads, control_grads)``. ``control`` is keyword-only (positional is deprecated).
 
     Example:
@@ -313,10 +313,10 @@ def relax_grad(f: Fn, dist: Fn, *args, control: Fn | None = None, num_samples: i
       Grathwohl et al., ICLR 2018 (arXiv:1711.00123); see ``rg.relax``.
     """
     est = relax(_relax_control(args, control))
-    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def gumbel_softmax_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temperature: float | jax.Array = 1.0, straight_through: bool = False, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def gumbel_softmax_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temperature: float | jax.Array = 1.0, straight_through: bool = False, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and Gumbel-softmax / Concrete gradient (biased): ``rg.value_and_grad(f, dist, rg.gumbel_softmax(temperature=..., straight_through=...))``.
 
     Example:
@@ -328,10 +328,10 @@ def gumbel_softmax_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temp
       Jang et al. 2017 (arXiv:1611.01144); Maddison et al. 2017 (arXiv:1611.00712); see ``rg.gumbel_softmax``.
     """
     est = gumbel_softmax(temperature=temperature, straight_through=straight_through)
-    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def gumbel_softmax_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temperature: float | jax.Array = 1.0, straight_through: bool = False, has_aux: bool = False, sample_sharding: Sharding = None) -> Fn:
+def gumbel_softmax_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temperature: float | jax.Array = 1.0, straight_through: bool = False, has_aux: bool = False, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Gumbel-softmax / Concrete gradient (biased): ``rg.grad(f, dist, rg.gumbel_softmax(temperature=..., straight_through=...))``.
 
     Example:
@@ -343,10 +343,10 @@ def gumbel_softmax_grad(f: Fn, dist: Fn, *, num_samples: int = 1, temperature: f
       Jang et al. 2017 (arXiv:1611.01144); Maddison et al. 2017 (arXiv:1611.00712); see ``rg.gumbel_softmax``.
     """
     est = gumbel_softmax(temperature=temperature, straight_through=straight_through)
-    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, est, num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def enumeration_value_and_grad(f: Fn, dist: Fn, *, has_aux: bool = False, max_configurations: int = MAX_CONFIGURATIONS) -> Fn:
+def enumeration_value_and_grad(f: Fn, dist: Fn, *, has_aux: bool = False, max_configurations: int = MAX_CONFIGURATIONS, f_key: bool = False, num_samples: int = 1) -> Fn:
     """Exact E_{p_θ}[f] and gradient by enumerating the support: ``rg.value_and_grad(f, dist, rg.enumeration())``.
 
     Example:
@@ -357,10 +357,10 @@ def enumeration_value_and_grad(f: Fn, dist: Fn, *, has_aux: bool = False, max_co
     References:
       Mohamed et al. 2020 (arXiv:1906.10652), §2; see ``rg.enumeration``.
     """
-    return vg(f, dist, enumeration(max_configurations=max_configurations), has_aux=has_aux)
+    return vg(f, dist, enumeration(max_configurations=max_configurations), has_aux=has_aux, f_key=f_key, num_samples=num_samples)
 
 
-def enumeration_grad(f: Fn, dist: Fn, *, has_aux: bool = False, max_configurations: int = MAX_CONFIGURATIONS) -> Fn:
+def enumeration_grad(f: Fn, dist: Fn, *, has_aux: bool = False, max_configurations: int = MAX_CONFIGURATIONS, f_key: bool = False, num_samples: int = 1) -> Fn:
     """Exact gradient ∇θ Σ_x p_θ(x) f(x) by enumeration: ``rg.grad(f, dist, rg.enumeration())``.
 
     Example:
@@ -371,10 +371,10 @@ def enumeration_grad(f: Fn, dist: Fn, *, has_aux: bool = False, max_configuratio
     References:
       Mohamed et al. 2020 (arXiv:1906.10652), §2; see ``rg.enumeration``.
     """
-    return gr(f, dist, enumeration(max_configurations=max_configurations), has_aux=has_aux)
+    return gr(f, dist, enumeration(max_configurations=max_configurations), has_aux=has_aux, f_key=f_key, num_samples=num_samples)
 
 
-def indecater_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, chunk_size: int | None = None, sample_sharding: Sharding = None) -> Fn:
+def indecater_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, chunk_size: int | None = None, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and IndeCateR gradient (unbiased): ``rg.value_and_grad(f, dist, rg.indecater(chunk_size=...))``.
 
     Example:
@@ -385,10 +385,10 @@ def indecater_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: 
     References:
       De Smet et al., NeurIPS 2023 (arXiv:2311.12569); see ``rg.indecater``.
     """
-    return vg(f, dist, indecater(chunk_size=chunk_size), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, indecater(chunk_size=chunk_size), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def indecater_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, chunk_size: int | None = None, sample_sharding: Sharding = None) -> Fn:
+def indecater_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, chunk_size: int | None = None, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """IndeCateR gradient (unbiased): ``rg.grad(f, dist, rg.indecater(chunk_size=...))``.
 
     Example:
@@ -398,10 +398,10 @@ def indecater_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = Fal
     References:
       De Smet et al., NeurIPS 2023 (arXiv:2311.12569); see ``rg.indecater``.
     """
-    return gr(f, dist, indecater(chunk_size=chunk_size), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, indecater(chunk_size=chunk_size), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def double_cv_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, alpha: float = 0.0, sample_sharding: Sharding = None) -> Fn:
+def double_cv_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, alpha: float = 0.0, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and double control variate gradient (unbiased): ``rg.value_and_grad(f, dist, rg.double_cv(alpha=...))``; calls take ``control_params=`` and return ``(result, control_grads)``.
 
     Example:
@@ -412,10 +412,10 @@ def double_cv_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: 
     References:
       Titsias & Shi, AISTATS 2022 (arXiv:2111.05300); see ``rg.double_cv``.
     """
-    return vg(f, dist, double_cv(alpha=alpha), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, double_cv(alpha=alpha), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def double_cv_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, alpha: float = 0.0, sample_sharding: Sharding = None) -> Fn:
+def double_cv_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, alpha: float = 0.0, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Double control variate gradient (unbiased): ``rg.grad(f, dist, rg.double_cv(alpha=...))``; calls take ``control_params=`` and return ``(result, control_grads)``.
 
     Example:
@@ -426,10 +426,10 @@ def double_cv_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = Fal
     References:
       Titsias & Shi, AISTATS 2022 (arXiv:2111.05300); see ``rg.double_cv``.
     """
-    return gr(f, dist, double_cv(alpha=alpha), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, double_cv(alpha=alpha), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def rodeo_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, hidden: int = 100, seed: int = 0, sample_sharding: Sharding = None) -> Fn:
+def rodeo_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, hidden: int = 100, seed: int = 0, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and RODEO gradient (unbiased): ``rg.value_and_grad(f, dist, rg.rodeo(hidden=..., seed=...))``; calls take ``control_params=`` and return ``(result, control_grads)``.
 
     Example:
@@ -440,10 +440,10 @@ def rodeo_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool
     References:
       Shi et al., NeurIPS 2022 (arXiv:2202.09497); see ``rg.rodeo``.
     """
-    return vg(f, dist, rodeo(hidden=hidden, seed=seed), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, rodeo(hidden=hidden, seed=seed), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def rodeo_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, hidden: int = 100, seed: int = 0, sample_sharding: Sharding = None) -> Fn:
+def rodeo_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, hidden: int = 100, seed: int = 0, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """RODEO gradient (unbiased): ``rg.grad(f, dist, rg.rodeo(hidden=..., seed=...))``; calls take ``control_params=`` and return ``(result, control_grads)``.
 
     Example:
@@ -454,10 +454,10 @@ def rodeo_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, 
     References:
       Shi et al., NeurIPS 2022 (arXiv:2202.09497); see ``rg.rodeo``.
     """
-    return gr(f, dist, rodeo(hidden=hidden, seed=seed), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, rodeo(hidden=hidden, seed=seed), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def unordered_set_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None) -> Fn:
+def unordered_set_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and unordered set gradient (unbiased): ``rg.value_and_grad(f, dist, rg.unordered_set(k))``.
 
     Example:
@@ -468,10 +468,10 @@ def unordered_set_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_a
     References:
       Kool et al., ICLR 2020 (arXiv:2002.06043); see ``rg.unordered_set``.
     """
-    return vg(f, dist, unordered_set(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, unordered_set(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def unordered_set_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None) -> Fn:
+def unordered_set_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Unordered set gradient (unbiased): ``rg.grad(f, dist, rg.unordered_set(k))``.
 
     Example:
@@ -482,10 +482,10 @@ def unordered_set_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool =
     References:
       Kool et al., ICLR 2020 (arXiv:2002.06043); see ``rg.unordered_set``.
     """
-    return gr(f, dist, unordered_set(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, unordered_set(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def rao_blackwell_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None) -> Fn:
+def rao_blackwell_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and Rao-Blackwellized top-k gradient (unbiased): ``rg.value_and_grad(f, dist, rg.rao_blackwell(k))``.
 
     Example:
@@ -496,10 +496,10 @@ def rao_blackwell_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_a
     References:
       Liu et al., ICML 2019 (arXiv:1810.04777); see ``rg.rao_blackwell``.
     """
-    return vg(f, dist, rao_blackwell(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, rao_blackwell(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def rao_blackwell_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None) -> Fn:
+def rao_blackwell_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, k: int = 4, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Rao-Blackwellized top-k gradient (unbiased): ``rg.grad(f, dist, rg.rao_blackwell(k))``.
 
     Example:
@@ -510,10 +510,10 @@ def rao_blackwell_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool =
     References:
       Liu et al., ICML 2019 (arXiv:1810.04777); see ``rg.rao_blackwell``.
     """
-    return gr(f, dist, rao_blackwell(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, rao_blackwell(k), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def gumbel_rao_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, temperature: float | jax.Array = 1.0, num_gumbels: int = 10, sample_sharding: Sharding = None) -> Fn:
+def gumbel_rao_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, temperature: float | jax.Array = 1.0, num_gumbels: int = 10, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Value and Gumbel-Rao gradient (biased: a relaxation): ``rg.value_and_grad(f, dist, rg.gumbel_rao(temperature=..., num_gumbels=...))``.
 
     Example:
@@ -524,10 +524,10 @@ def gumbel_rao_value_and_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux:
     References:
       Paulus et al., ICLR 2021 (arXiv:2010.04838); see ``rg.gumbel_rao``.
     """
-    return vg(f, dist, gumbel_rao(temperature=temperature, num_gumbels=num_gumbels), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return vg(f, dist, gumbel_rao(temperature=temperature, num_gumbels=num_gumbels), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)
 
 
-def gumbel_rao_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, temperature: float | jax.Array = 1.0, num_gumbels: int = 10, sample_sharding: Sharding = None) -> Fn:
+def gumbel_rao_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = False, temperature: float | jax.Array = 1.0, num_gumbels: int = 10, sample_sharding: Sharding = None, f_key: bool = False) -> Fn:
     """Gumbel-Rao gradient (biased: a relaxation): ``rg.grad(f, dist, rg.gumbel_rao(temperature=..., num_gumbels=...))``.
 
     Example:
@@ -538,4 +538,4 @@ def gumbel_rao_grad(f: Fn, dist: Fn, *, num_samples: int = 1, has_aux: bool = Fa
     References:
       Paulus et al., ICLR 2021 (arXiv:2010.04838); see ``rg.gumbel_rao``.
     """
-    return gr(f, dist, gumbel_rao(temperature=temperature, num_gumbels=num_gumbels), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding)
+    return gr(f, dist, gumbel_rao(temperature=temperature, num_gumbels=num_gumbels), num_samples=num_samples, has_aux=has_aux, sample_sharding=sample_sharding, f_key=f_key)

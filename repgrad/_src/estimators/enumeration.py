@@ -101,7 +101,7 @@ def enumeration(*, max_configurations: int = MAX_CONFIGURATIONS) -> Estimator:
         n = problem.num_samples
         stacked = jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * n), x)
         values, aux = problem.evaluate(stacked, n * count, jnp.repeat(problem.keys, count))
-        per_key = jnp.sum(jnp.exp(log_p).astype(values.dtype) * values.reshape(n, count), axis=1)
+        per_key = jnp.sum(jnp.exp(log_p).astype(values.dtype)[None, :] * values.reshape(n, count), axis=1)
         value = jnp.mean(per_key)
         return Out(value, value, aux)
 

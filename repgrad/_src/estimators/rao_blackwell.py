@@ -71,8 +71,10 @@ def rao_blackwell(k: int = 4) -> Estimator:
         first = jnp.argmax(~in_top & jnp.isfinite(phi), axis=1)  # the best perturbed one outside C_k
         rest = jnp.take_along_axis(beams, first[:, None, None], axis=1)[:, 0]  # (N, V)
         # C_k's k configurations are evaluated once and shared by every sample (not split over
-        # devices: k need not divide among them); row n of the remainders is sample n's.
-        top_values, top_aux = problem._replace(sample_sharding=None).evaluate(wr.to_samples(tab, top), k)
+        # devices: k need not divide among them); row n of the remainders is sample n's. With
+        # f_key they share one key of their own, independent of the samples' (common random numbers).
+        top_keys = None if problem.fixed_key is None else jnp.stack([problem.fixed_key] * k)
+        top_values, top_aux = problem._replace(sample_sharding=None).evaluate(wr.to_samples(tab, top), k, top_keys)
         rest_values, rest_aux = problem.evaluate(wr.to_samples(tab, rest), n)
         values = jnp.concatenate([top_values, rest_values])
         aux = None if top_aux is None else jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), top_aux, rest_aux)

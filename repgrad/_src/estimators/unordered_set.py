@@ -64,7 +64,8 @@ def unordered_set(k: int = 4) -> Estimator:
         theta = _sg(logits)
         beams, phi = jax.vmap(lambda kk: wr.sample_without_replacement(tab.log_p, kk, k))(jax.random.split(key, n))
         x = wr.to_samples(tab, beams)  # (N, k, *shape): row n holds sample n's k configurations
-        values, aux = problem.evaluate(x.reshape((n * k,) + x.shape[2:]), n * k)
+        # Sample n's k configurations share its key for f (f_key): common random numbers.
+        values, aux = problem.evaluate(x.reshape((n * k,) + x.shape[2:]), n * k, problem.take_keys(jnp.arange(n * k) // k))
         f = _sg(values).reshape(n, k).astype(tab.log_p.dtype)
         valid = jnp.isfinite(phi)
         log_p = jnp.where(valid, wr.log_prob(tab, beams), -jnp.inf)
