@@ -38,6 +38,12 @@ def score(*, baseline=None, control_variate=None) -> Estimator:
     right too. The per-coordinate ``optimal`` baseline and ``coefficient="optimal"`` are
     first-order estimators (a second derivative raises ``repgrad.DerivativeOrderError``).
 
+    **Randomness inside f** (a noisy reward, a simulator): pass ``f_key=True`` to the transform
+    (``rg.score_grad(f, dist, f_key=True)``) and f is called as ``f(x, key_n, *args)`` with a key
+    of its own per sample. For several stochastic nodes — sequential decisions, nested choices,
+    per-step costs — write the program with ``rg.sample``/``rg.cost`` and ``rg.stochastic``,
+    which gives each run its own key and credits each node only with the costs downstream of it.
+
     Args:
       baseline: ``None``, ``"loo"`` (leave-one-out, needs N ≥ 2), ``"moving_average"``,
         a ``repgrad.Baseline`` (a stateful one makes calls take ``baseline_state=`` and
