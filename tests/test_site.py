@@ -49,10 +49,10 @@ def _page(path: str) -> str:
 def _code_cells(page: str) -> list[tuple[str, str]]:
     """(source, outputs HTML) of each code cell of a rendered notebook page."""
     cells = []
-    for chunk in page.split('<div class="jp-Cell jp-CodeCell')[1:]:
-        code, _, outputs = chunk.partition('<div class="jp-Cell-outputWrapper')
-        source = html.unescape(re.sub(r"<[^>]+>", "", code.partition(">")[2].split("</pre>")[0]))
-        cells.append((source, outputs.split('<div class="jp-Cell jp-MarkdownCell')[0]))
+    for chunk in page.split('<div class="jp-Cell ')[1:]:  # from one cell's start to the next's
+        code = re.search(r'<div class="highlight-ipynb[^"]*"><pre>(.*?)</pre>(.*)', chunk, re.S)
+        if code:
+            cells.append((html.unescape(re.sub(r"<[^>]+>", "", code.group(1))), code.group(2)))
     return cells
 
 
