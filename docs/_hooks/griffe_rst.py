@@ -7,11 +7,13 @@ section whose ``>>>`` lines it renders as code.
 The prose also writes subscripts the way the math does (``∇φ log q(z)|_{z fixed}``, ``b̃_k``).
 Markdown reads an underscore that is not inside a word as emphasis, and ``attr_list`` then takes
 the ``{...}`` after it for HTML attributes: the page showed ``|<em z_n>{z fixed}``. Such
-underscores are escaped outside code and math, so they stay underscores.
+underscores are escaped outside code and math, so they stay underscores. And the Returns
+sections are prose, whose first line must not be cut at a colon into a type and a description.
 """
 
 from __future__ import annotations
 
+import html
 import re
 
 import griffe
@@ -35,6 +37,9 @@ _PROTECTED = re.compile(
 )
 # An underscore not between two letters or digits could open or close Markdown emphasis.
 _LONE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+# The first line of a Returns or Yields section, and its code spans.
+_RETURNS_FIRST_LINE = re.compile(r"^([ \t]*(?:Returns|Yields):[ \t]*\n)([ \t]+\S.*)$", re.M)
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 
 
 def _math_block(m: re.Match) -> str:
@@ -53,6 +58,22 @@ def _literal_block(m: re.Match) -> str:
     return f"{lead}{indent}```python\n{body}{indent}```\n\n"
 
 
+def _returns_first_line(m: re.Match) -> str:
+    # repgrad's Returns sections are prose (returns_named_value: false), but griffe takes what
+    # precedes the first colon of their first line for the returned type: "``loss(params, key)``:
+    # a scalar" showed "``loss(params, key)``" as a type, and ``{"loc": V_μ}`` was cut in two.
+    # The colons of that line are written as the HTML entity, which griffe does not split on.
+    out, last = [], 0
+    line = m.group(2)
+    for span in _CODE_SPAN.finditer(line):
+        out.append(line[last : span.start()].replace(":", "&#58;"))
+        code = span.group(2).strip()
+        out.append(f"<code>{html.escape(code, quote=False).replace(':', '&#58;')}</code>" if ":" in code else span.group(0))
+        last = span.end()
+    out.append(line[last:].replace(":", "&#58;"))
+    return m.group(1) + "".join(out)
+
+
 def _escape_underscores(text: str) -> str:
     out, last = [], 0
     for m in _PROTECTED.finditer(text):
@@ -68,6 +89,7 @@ def rst_to_markdown(text: str) -> str:
     text = _INLINE_MATH.sub(lambda m: f"\\({m.group(1)}\\)", text)
     text = _EXAMPLE.sub(lambda m: f"{m.group(1)}Examples:", text)
     text = _ROLE.sub(lambda m: f"`{m.group(1)}`", text)
+    text = _RETURNS_FIRST_LINE.sub(_returns_first_line, text)
     return _escape_underscores(text)
 
 

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -114,7 +115,8 @@ def on_files(files, config):
     for file in files:
         if file.src_uri.startswith("notebooks/") and file.src_uri.endswith(".ipynb"):
             source = Path(file.abs_src_path)
-            target = cache / f"{source.stem}-{_fingerprint(source, root)}.ipynb"
+            # (the file keeps its name: mkdocs-jupyter copies it next to the page for download)
+            target = cache / f"{source.stem}-{_fingerprint(source, root)}" / source.name
             executed[file.src_uri] = (file, target)
             if not target.exists():
                 todo.append((source, target))
@@ -128,9 +130,9 @@ def on_files(files, config):
                 log.info("Ran %s in %.0f s", source.name, run.result())
         log.info("Ran the notebooks in %.0f s", time.perf_counter() - start)
     for file, target in executed.values():
-        for stale in cache.glob(f"{Path(file.src_uri).stem}-*.ipynb"):
-            if stale != target and stale.stem.rsplit("-", 1)[0] == Path(file.src_uri).stem:
-                stale.unlink()
+        for stale in cache.glob(f"{target.stem}-*"):
+            if stale != target.parent and stale.name.rsplit("-", 1)[0] == target.stem:
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         file.abs_src_path = str(target)  # what mkdocs-jupyter renders (and copies for download)
     return files
 
