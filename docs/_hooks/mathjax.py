@@ -4,9 +4,9 @@ The pinned MathJax 3 release is taken from the npm registry with ``npm pack`` (t
 npm, else the one the [dev] extra installs; the tarball is kept in build/docs/ between builds)
 and checked against its published sha512. The parts the pages use are added to the site under
 javascripts/mathjax/: the TeX-to-HTML component, the TeX extensions it autoloads, its fonts,
-and the menu's accessibility modules. docs/javascripts/mathjax.js
-configures it for both kinds of page: arithmatex's spans on the Markdown and API pages, and
-the ``$...$`` of the notebooks' Markdown cells.
+and the menu's accessibility modules. docs/javascripts/mathjax.js configures it for both kinds
+of page: arithmatex's spans on the Markdown and API pages, and the ``$...$`` of the notebooks'
+Markdown cells.
 """
 
 from __future__ import annotations
