@@ -28,7 +28,10 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
 	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py || exit 1; done
 
-# The documentation site (mkdocs.yml), built into site/ with warnings as errors.
+# The documentation site (mkdocs.yml), built into site/ with warnings as errors: the notebooks run
+# (REPGRAD_SMALL=1, a few minutes) and MathJax is fetched from npm into the site. Then
+# tests/test_site.py checks the result: every notebook page shows its figures, and headless
+# chromium (apt-get install chromium) loads pages offline, typeset, with no console error.
 DOCS_STAMP := $(VENV)/.docs-stamp
 
 $(DOCS_STAMP): $(STAMP)
@@ -36,7 +39,8 @@ $(DOCS_STAMP): $(STAMP)
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+	PYTHONPATH=$(CURDIR) NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+	REPGRAD_SITE_CHECK=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_site.py
 
 # pyright, basic mode, on the public modules ([tool.pyright] in pyproject.toml).
 typecheck: $(STAMP)

@@ -4,7 +4,8 @@ Bayesian-MLP training examples reduce the loss and classify the toy data).
 
 The pages' code runs as a user would run it: under jax's default promotion rules (optax and the
 peer libraries rely on implicit promotion), not the strict ones of tests/conftest.py. Building
-the site itself (`mkdocs build --strict`) is `make docs`, which CI runs after `make test`.
+the site itself (`mkdocs build --strict`, which runs the notebooks) is `make docs`, which CI runs
+after `make test`; tests/test_site.py then checks the built site, in headless Chromium too.
 """
 
 from __future__ import annotations
