@@ -17,7 +17,8 @@ additive piecewise-constant part, or a jump kept through later operations). Rule
   ``ceil``, ``round``, ``sign`` are piecewise constant in whatever their inputs depend on;
 - ``stop_gradient`` removes the dependence (a straight-through trick is the user's choice);
 - ``x == c`` and ``x != c`` on a continuous x are constant almost everywhere, so selecting with
-  them (``jnp.isnan`` guards, ``jnp.heaviside``'s NaN branch) keeps the a.e. branch only;
+  them (``jnp.isnan`` guards, ``jnp.heaviside``'s NaN branch) keeps the a.e. branch only, and
+  so does selecting with ``jnp.isfinite(x)`` (true a.e.);
 - ``select_n``/``cond`` with a data-dependent predicate and constant cases is piecewise
   constant (``where(x > 0, 1., 0.)``), with a smooth case smooth (``where(x > 0, x, 0.)``);
 - additive combinations (``add``, ``sub``, ``concatenate``, ``reduce_sum``, ...) of a
@@ -143,6 +144,9 @@ def _rule(env: _Env, eqn, name, ins):
         # x != x (jnp.isnan) false.
         same = eqn.invars[0] is eqn.invars[1]
         env.ae[eqn.outvars[0]] = same if name == "eq" else not same
+        return [env.none()]
+    if name == "is_finite" and _continuous_comparison(eqn, ins):
+        env.ae[eqn.outvars[0]] = True  # a continuous x is finite almost everywhere
         return [env.none()]
     if name == "not" and _in(eqn.invars[0], env.ae):
         env.ae[eqn.outvars[0]] = not env.ae[eqn.invars[0]]

@@ -331,7 +331,7 @@ def _measure_valued_part(part, f, x, f_at_sample, dtype):
 def _joint(est: Estimator, d, f_total, key):
     """A repgrad estimator on the whole site (one scalar downstream cost per point): the
     estimator's surrogate less its value is the pull-back of its gradient estimate."""
-    problem = Problem(lambda x: f_total(x[None])[0], (), False, 1, None, lambda _: d, None)
+    problem = Problem(lambda x, _key: f_total(x[None])[0], (), False, 1, None, lambda _: d, None)
     out = est.surrogate(problem, d, key, (), None)
     return out.loss - out.value
 
