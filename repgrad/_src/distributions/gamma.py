@@ -390,7 +390,7 @@ class Dirichlet(Distribution):
         """Cov[xᵢ, xⱼ] = (δᵢⱼ mᵢ − mᵢ mⱼ)/(α₀ + 1) with m = α/α₀, of shape ``batch_shape + (K, K)``."""
         total = jnp.sum(self.concentration, -1, keepdims=True)
         m = self.concentration / total
-        eye = jnp.eye(m.shape[-1], dtype=m.dtype)
+        eye = jnp.reshape(jnp.eye(m.shape[-1], dtype=m.dtype), (1,) * (m.ndim - 1) + 2 * m.shape[-1:])
         return (m[..., :, None] * eye - m[..., :, None] * m[..., None, :]) / (total[..., None] + 1.0)
 
     def mode(self):

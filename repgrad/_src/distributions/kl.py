@@ -70,7 +70,7 @@ from .base import Distribution, _float_dtype, _working_dtype, kl_terms, register
 from .continuous import Exponential, Laplace, Uniform
 from .discrete import Bernoulli, Categorical, Poisson
 from .gamma import Beta, Dirichlet, Gamma
-from .normal import LogNormal, MultivariateNormalDiag, MultivariateNormalTri, Normal
+from .normal import LogNormal, MultivariateNormalDiag, MultivariateNormalTri, Normal, _diagonal_matrix
 from .special import bd0, digamma_remainder, stirlerr
 
 __all__ = ["closed_form_kl"]
@@ -152,8 +152,7 @@ def _diag_diag(q, p):
 def _tri(d):
     if isinstance(d, MultivariateNormalTri):
         return d.loc, d.scale_tri
-    scale = d.scale_diag
-    return d.loc, scale[..., :, None] * jnp.eye(scale.shape[-1], dtype=scale.dtype)
+    return d.loc, _diagonal_matrix(d.scale_diag)  # the same products as before, at one rank
 
 
 @register_kl(MultivariateNormalTri, MultivariateNormalTri)

@@ -117,8 +117,7 @@ class MultivariateNormalDiag(Distribution):
 
     def covariance(self):
         """diag(scale_diag²), of shape ``batch_shape + (D, D)``."""
-        variance = self.variance()
-        return variance[..., :, None] * jnp.eye(variance.shape[-1], dtype=variance.dtype)
+        return _diagonal_matrix(self.variance())
 
     def mode(self):
         """loc."""
@@ -127,6 +126,12 @@ class MultivariateNormalDiag(Distribution):
     def entropy(self):
         """H = Σᵢ log scale_diagᵢ + (D/2)(1 + log 2π)."""
         return jnp.sum(jnp.log(self.scale_diag), axis=-1) + self.loc.shape[-1] * (0.5 + _LOG_SQRT_2PI)
+
+
+def _diagonal_matrix(diagonal):
+    """diag(d) over the last axis, batched: d[..., :, None] times the identity at d's rank."""
+    eye = jnp.eye(diagonal.shape[-1], dtype=diagonal.dtype)
+    return diagonal[..., :, None] * jnp.reshape(eye, (1,) * (diagonal.ndim - 1) + eye.shape)
 
 
 def _nonsingular_tri(name):
