@@ -10,12 +10,16 @@
 - ``discrete``: Bernoulli, Categorical, Poisson;
 - ``saddle_point``: Poisson and large-concentration Gamma log-densities in Loader's form,
   accurate in float32;
-- ``kl``: closed-form KL divergences.
+- ``special``: Stirling's error, the digamma remainder and Loader's deviance for entropies and
+  KL divergences without cancellation; the Poisson entropy;
+- ``kl``: closed-form KL divergences, registered per pair (imported here so that
+  ``Distribution.kl_divergence`` finds them), and ``rg.elbo``'s ``closed_form_kl``.
 
 The families are re-exported here for repgrad's own modules; users import them from
 ``repgrad``.
 """
 
+from . import kl as kl  # registers the closed-form KL divergences (Distribution.kl_divergence)
 from .base import Distribution as Distribution
 from .base import to_positive_support as to_positive_support
 from .continuous import Exponential as Exponential

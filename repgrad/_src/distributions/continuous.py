@@ -46,10 +46,24 @@ class Laplace(Distribution):
         return -jnp.abs(x - loc) / scale - log_norm
 
     def mean(self):
+        """E[x] = loc."""
         return self.loc
 
     def variance(self):
+        """Var[x] = 2 scale²."""
         return 2.0 * jnp.square(self.scale)
+
+    def stddev(self):
+        """√2 scale."""
+        return math.sqrt(2.0) * self.scale
+
+    def mode(self):
+        """loc."""
+        return self.loc
+
+    def entropy(self):
+        """H = 1 + log(2 scale)."""
+        return 1.0 + jnp.log(2.0 * self.scale)
 
 
 class Logistic(Distribution):
@@ -78,10 +92,24 @@ class Logistic(Distribution):
         return -z - 2.0 * jax.nn.softplus(-z) - log_scale
 
     def mean(self):
+        """E[x] = loc."""
         return self.loc
 
     def variance(self):
+        """Var[x] = π² scale²/3."""
         return jnp.square(self.scale * math.pi) / 3.0
+
+    def stddev(self):
+        """π scale/√3."""
+        return (math.pi / math.sqrt(3.0)) * self.scale
+
+    def mode(self):
+        """loc."""
+        return self.loc
+
+    def entropy(self):
+        """H = log scale + 2."""
+        return jnp.log(self.scale) + 2.0
 
 
 _ORDERED = v.Rule(
@@ -127,10 +155,24 @@ class Uniform(Distribution):
         return _off_support(outside, jnp.where(jnp.isnan(x), jnp.nan, -log_width))
 
     def mean(self):
+        """E[x] = (low + high)/2."""
         return 0.5 * (self.low + self.high)
 
     def variance(self):
+        """Var[x] = (high − low)²/12."""
         return jnp.square(self.high - self.low) / 12.0
+
+    def stddev(self):
+        """(high − low)/√12."""
+        return (self.high - self.low) / math.sqrt(12.0)
+
+    def mode(self):
+        """Not unique: every point of [low, high] is one; ``NotImplementedError``."""
+        raise NotImplementedError("Uniform has no single mode: every point of [low, high] is one. Use mean() for one.")
+
+    def entropy(self):
+        """H = log(high − low)."""
+        return jnp.log(self.high - self.low)
 
 
 class Exponential(Distribution):
@@ -160,7 +202,21 @@ class Exponential(Distribution):
         return log_rate - rate * x
 
     def mean(self):
+        """E[x] = 1/rate."""
         return 1.0 / self.rate
 
     def variance(self):
+        """Var[x] = 1/rate²."""
         return 1.0 / jnp.square(self.rate)
+
+    def stddev(self):
+        """1/rate."""
+        return 1.0 / self.rate
+
+    def mode(self):
+        """0."""
+        return jnp.zeros_like(self.rate)
+
+    def entropy(self):
+        """H = 1 − log rate."""
+        return 1.0 - jnp.log(self.rate)

@@ -20,6 +20,7 @@ from .base import (
     _with_x,
 )
 from .saddle_point import poisson_log_prob
+from .special import poisson_entropy
 from .validation import VALIDATE_ARGS
 
 __all__ = ["Bernoulli", "Categorical", "Poisson"]
@@ -142,10 +143,28 @@ class Bernoulli(Distribution):
         return -jax.nn.softplus(-logits) * x - jax.nn.softplus(logits) * (1.0 - x)
 
     def mean(self):
+        """E[x] = p = σ(logits)."""
         return self.probs
 
     def variance(self):
+        """Var[x] = p(1 − p)."""
         return jnp.exp(jax.nn.log_sigmoid(self.logits) + jax.nn.log_sigmoid(-self.logits))  # p(1 − p), exact at the edges
+
+    def mode(self):
+        """1. where p > ½, else 0. (samples' dtype)."""
+        return (self.logits > 0).astype(self.logits.dtype)
+
+    def entropy(self):
+        """H = −p log p − (1 − p) log(1 − p), from log p = log σ(ℓ) and log(1 − p) = log σ(−ℓ).
+
+        No cancellation at the edges: at ℓ = ±30 it is 3·10⁻¹² (the form softplus(ℓ) − ℓσ(ℓ)
+        gives 0 or rounding noise), and its derivative −ℓ p(1 − p) stays exact. ``probs`` of
+        exactly 0 or 1 are stored as logits −22 and 16.6 (float32; see the class docstring):
+        there the entropy is 7·10⁻⁹ and 1·10⁻⁶ instead of 0, and its derivative with respect to
+        ``probs`` is that at those logits, finite where the exact one is ±∞.
+        """
+        log_p, log_q = jax.nn.log_sigmoid(self.logits), jax.nn.log_sigmoid(-self.logits)
+        return -(jnp.exp(log_p) * log_p + jnp.exp(log_q) * log_q)
 
 
 class Categorical(Distribution):
@@ -207,8 +226,32 @@ class Categorical(Distribution):
             lp = jnp.where(jnp.isnan(x), jnp.nan, lp)
         return _off_support(outside, lp)
 
+    def _index_moment(self, power):
+        """Σₖ kᵖ pₖ over the categories k = 0, …, K − 1."""
+        k = jnp.arange(self.num_categories, dtype=self.logits.dtype)
+        return jnp.sum(self.probs * jnp.reshape(k**power, (1,) * len(self.batch_shape) + k.shape), axis=-1)
+
     def mean(self):
-        return self.probs
+        """E[x] = Σₖ k pₖ: the mean of the int32 index a sample is. (The mean of its one-hot
+        encoding is ``probs``, which ``mean()`` returned before: see the CHANGELOG.)"""
+        return self._index_moment(1)
+
+    def variance(self):
+        """Var[x] = Σₖ (k − E[x])² pₖ, of the index."""
+        k = jnp.arange(self.num_categories, dtype=self.logits.dtype)
+        k = jnp.reshape(k, (1,) * len(self.batch_shape) + k.shape)
+        return jnp.sum(self.probs * jnp.square(k - self.mean()[..., None]), axis=-1)
+
+    def mode(self):
+        """argmax_k pₖ (int32; the first on ties)."""
+        return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)
+
+    def entropy(self):
+        """H = −Σₖ pₖ log pₖ, with 0 log 0 = 0 for masked categories (logit −inf), whose
+        derivatives are 0 (not NaN); exact at one-hot probabilities (H = 0)."""
+        masked = jnp.isneginf(self.logits)
+        log_p = jnp.where(masked, 0.0, self.logits)  # the double where: no 0·∞ in the gradient
+        return -jnp.sum(jnp.exp(self.logits) * log_p, axis=-1)
 
 
 class Poisson(Distribution):
@@ -245,7 +288,30 @@ class Poisson(Distribution):
         return poisson_log_prob(*_at_rank(x, self.rate))
 
     def mean(self):
+        """E[x] = rate."""
         return self.rate
 
     def variance(self):
+        """Var[x] = rate."""
         return self.rate
+
+    def stddev(self):
+        """√rate."""
+        return jnp.sqrt(self.rate)
+
+    def mode(self):
+        """⌊rate⌋ (at an integer rate, rate − 1 is a mode too)."""
+        return jnp.floor(self.rate)
+
+    def entropy(self):
+        r"""H = −Σₖ pₖ log pₖ, pₖ = λᵏ e^{−λ}/k!, which has no closed form.
+
+        Computed to the dtype's precision, not approximated: for λ ≤ 20 (float32; 50 in
+        float64) the sum over k < 64 (128), whose tail is below 10⁻¹³ (10⁻¹⁸) of H, with
+        log pₖ in Loader's saddle-point form (no cancellation); above, the asymptotic series
+        ½ log(2πeλ) − 1/(12λ) − 1/(24λ²) − 19/(360λ³) − 9/(80λ⁴) − …, truncated where its
+        error is 3·10⁻¹⁰ (7·10⁻¹⁷) relative. Differentiable to every order; the sum costs
+        64 (128) log-densities per entry. See ``repgrad/_src/distributions/special.py``.
+        """
+        dtype = jnp.result_type(self.rate)
+        return poisson_entropy(self._working().rate).astype(dtype)

@@ -40,6 +40,7 @@ from .base import (
     to_positive_support,
 )
 from .saddle_point import gamma_log_prob
+from .special import gamma_entropy
 from .validation import VALIDATE_ARGS
 
 __all__ = ["Gamma", "Beta", "Dirichlet"]
@@ -159,6 +160,23 @@ def _off_simplex(x):
     return jnp.any(x < 0, axis=-1) | (jnp.abs(jnp.sum(x, axis=-1) - 1.0) > tol)
 
 
+def _dirichlet_entropy(concentration):
+    """The Dirichlet entropy over the last axis, log B(α) + (α₀ − K) ψ(α₀) − Σⱼ (αⱼ − 1) ψ(αⱼ),
+    written as Σⱼ H_Γ(αⱼ) − H_Γ(α₀) − (K − 1) ψ(α₀) with H_Γ(a) the entropy of Gamma(a, 1) (x is
+    G/ΣG for independent Gⱼ ~ Gamma(αⱼ, 1)): terms of size log α, where the textbook form's are
+    of size α log α (at α = 10⁴ in float32 it loses 10⁻³ nats of −4.2)."""
+    total = jnp.sum(concentration, axis=-1)
+    k = concentration.shape[-1]
+    return jnp.sum(gamma_entropy(concentration), axis=-1) - gamma_entropy(total) - (k - 1) * special.digamma(total)
+
+
+def _in_working_precision(dist, summary):
+    """``summary(dist)`` computed in at least float32 (special functions are coarse in bfloat16)
+    and returned in the parameters' dtype."""
+    dtype = jnp.result_type(dist._first)
+    return summary(dist._working()).astype(dtype)
+
+
 class Gamma(Distribution):
     """Gamma(concentration, rate), with implicit reparameterization in the concentration.
 
@@ -204,10 +222,30 @@ class Gamma(Distribution):
         return _off_support(outside, gamma_log_prob(x, jnp.log(x), a, b))
 
     def mean(self):
+        """E[x] = concentration/rate."""
         return self.concentration / self.rate
 
     def variance(self):
+        """Var[x] = concentration/rate²."""
         return self.concentration / jnp.square(self.rate)
+
+    def stddev(self):
+        """√concentration/rate."""
+        return jnp.sqrt(self.concentration) / self.rate
+
+    def mode(self):
+        """(concentration − 1)/rate for concentration ≥ 1; 0 below (the density is unbounded there)."""
+        return jnp.where(self.concentration >= 1.0, (self.concentration - 1.0) / self.rate, 0.0)
+
+    def entropy(self):
+        r"""H = α − log β + log Γ(α) + (1 − α) ψ(α), for α = concentration and β = rate.
+
+        For large α (≥ 3 in float32, ≥ 12 in float64) as its asymptotic series,
+        ½ log(2πeα) − log β − 1/(3α) − 1/(12α²) − 1/(90α³) + …: the textbook form cancels terms
+        of size α log α (1 nat lost of 7.8 at α = 10⁶ in float32); see
+        ``repgrad/_src/distributions/special.py``.
+        """
+        return _in_working_precision(self, lambda d: gamma_entropy(d.concentration) - jnp.log(d.rate))
 
 
 class Beta(Distribution):
@@ -258,11 +296,36 @@ class Beta(Distribution):
         return _off_support(outside, special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta)
 
     def mean(self):
+        """E[x] = a/(a + b), for a = concentration1 and b = concentration0."""
         return self.concentration1 / (self.concentration1 + self.concentration0)
 
     def variance(self):
+        """Var[x] = ab/((a + b)²(a + b + 1))."""
         a, b = self.concentration1, self.concentration0
         return a * b / (jnp.square(a + b) * (a + b + 1.0))
+
+    def mode(self):
+        """(a − 1)/(a + b − 2) for a, b > 1; 0 where the density decreases (a < 1 ≤ b, or a = 1 < b),
+        1 where it increases (b < 1 ≤ a, or b = 1 < a); NaN where there is no single mode (a, b < 1:
+        two, at 0 and 1; a = b = 1: the uniform)."""
+        a, b = self.concentration1, self.concentration0
+        interior = (a > 1.0) & (b > 1.0)
+        uniform = (a == 1.0) & (b == 1.0)
+        at_zero = (a <= 1.0) & (b >= 1.0) & ~uniform
+        at_one = (b <= 1.0) & (a >= 1.0) & ~uniform
+        a_in, b_in = jnp.where(interior, a, 2.0), jnp.where(interior, b, 2.0)  # no 0/0 in the gradient
+        edge = jnp.where(at_zero, 0.0, jnp.where(at_one, 1.0, jnp.nan)).astype(a.dtype)
+        return jnp.where(interior, (a_in - 1.0) / (a_in + b_in - 2.0), edge)
+
+    def entropy(self):
+        r"""H = log B(a, b) − (a − 1) ψ(a) − (b − 1) ψ(b) + (a + b − 2) ψ(a + b).
+
+        Computed as H_Γ(a) + H_Γ(b) − H_Γ(a + b) − ψ(a + b), H_Γ the entropy of Gamma(·, 1)
+        (x = G₁/(G₁ + G₀)), whose terms are of size log a where the textbook form's are of size
+        a log a: at a = b = 10⁴ in float32 this is −4.2259 against the textbook's 10⁻³-off value.
+        """
+        stacked = lambda d: jnp.stack([d.concentration1, d.concentration0], axis=-1)
+        return _in_working_precision(self, lambda d: _dirichlet_entropy(stacked(d)))
 
 
 class Dirichlet(Distribution):
@@ -315,8 +378,34 @@ class Dirichlet(Distribution):
         return _off_support(outside, lp - norm)
 
     def mean(self):
+        """E[x] = α/α₀, with α₀ = Σⱼ αⱼ."""
         return self.concentration / jnp.sum(self.concentration, -1, keepdims=True)
 
     def variance(self):
+        """Var[xⱼ] = αⱼ(α₀ − αⱼ)/(α₀²(α₀ + 1))."""
         total = jnp.sum(self.concentration, -1, keepdims=True)
         return self.concentration * (total - self.concentration) / (jnp.square(total) * (total + 1.0))
+
+    def covariance(self):
+        """Cov[xᵢ, xⱼ] = (δᵢⱼ mᵢ − mᵢ mⱼ)/(α₀ + 1) with m = α/α₀, of shape ``batch_shape + (K, K)``."""
+        total = jnp.sum(self.concentration, -1, keepdims=True)
+        m = self.concentration / total
+        eye = jnp.reshape(jnp.eye(m.shape[-1], dtype=m.dtype), (1,) * (m.ndim - 1) + 2 * m.shape[-1:])
+        return (m[..., :, None] * eye - m[..., :, None] * m[..., None, :]) / (total[..., None] + 1.0)
+
+    def mode(self):
+        """(α − 1)/(α₀ − K) where every αⱼ > 1; NaN otherwise (the density is unbounded on a face
+        of the simplex: no single mode)."""
+        conc = self.concentration
+        interior = jnp.all(conc > 1.0, axis=-1, keepdims=True)
+        conc_in = jnp.where(interior, conc, 2.0)  # no 0/0 in the gradient
+        mode = (conc_in - 1.0) / jnp.sum(conc_in - 1.0, axis=-1, keepdims=True)
+        return jnp.where(interior, mode, jnp.asarray(jnp.nan, conc.dtype))
+
+    def entropy(self):
+        r"""H = log B(α) + (α₀ − K) ψ(α₀) − Σⱼ (αⱼ − 1) ψ(αⱼ), log B(α) = Σⱼ log Γ(αⱼ) − log Γ(α₀).
+
+        Computed as Σⱼ H_Γ(αⱼ) − H_Γ(α₀) − (K − 1) ψ(α₀), H_Γ the entropy of Gamma(·, 1): no
+        cancellation of terms of size α log α at large concentrations (see Beta.entropy).
+        """
+        return _in_working_precision(self, lambda d: _dirichlet_entropy(d.concentration))

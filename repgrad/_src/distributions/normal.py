@@ -54,10 +54,24 @@ class Normal(Distribution):
     _log_prob_of_draws = _log_density
 
     def mean(self):
+        """E[x] = loc."""
         return self.loc
 
     def variance(self):
+        """Var[x] = scale²."""
         return jnp.square(self.scale)
+
+    def stddev(self):
+        """scale."""
+        return self.scale
+
+    def mode(self):
+        """loc."""
+        return self.loc
+
+    def entropy(self):
+        """H = ½ log(2πe·scale²) = log scale + ½(1 + log 2π)."""
+        return jnp.log(self.scale) + (0.5 + _LOG_SQRT_2PI)
 
 
 class MultivariateNormalDiag(Distribution):
@@ -90,10 +104,34 @@ class MultivariateNormalDiag(Distribution):
         return jnp.sum(self._normal()._log_density(x), axis=-1)
 
     def mean(self):
+        """E[x] = loc."""
         return self.loc
 
     def variance(self):
+        """The diagonal of the covariance, scale_diag²."""
         return jnp.square(self.scale_diag)
+
+    def stddev(self):
+        """scale_diag."""
+        return self.scale_diag
+
+    def covariance(self):
+        """diag(scale_diag²), of shape ``batch_shape + (D, D)``."""
+        return _diagonal_matrix(self.variance())
+
+    def mode(self):
+        """loc."""
+        return self.loc
+
+    def entropy(self):
+        """H = Σᵢ log scale_diagᵢ + (D/2)(1 + log 2π)."""
+        return jnp.sum(jnp.log(self.scale_diag), axis=-1) + self.loc.shape[-1] * (0.5 + _LOG_SQRT_2PI)
+
+
+def _diagonal_matrix(diagonal):
+    """diag(d) over the last axis, batched: d[..., :, None] times the identity at d's rank."""
+    eye = jnp.eye(diagonal.shape[-1], dtype=diagonal.dtype)
+    return diagonal[..., :, None] * jnp.reshape(eye, (1,) * (diagonal.ndim - 1) + eye.shape)
 
 
 def _nonsingular_tri(name):
@@ -175,13 +213,25 @@ class MultivariateNormalTri(Distribution):
         return -0.5 * maha - jnp.broadcast_to(log_det, maha.shape) - shape[-1] * _LOG_SQRT_2PI
 
     def mean(self):
+        """E[x] = loc."""
         return self.loc
 
     def covariance(self):
+        """L Lᵀ, of shape ``batch_shape + (D, D)``."""
         return self.scale_tri @ jnp.swapaxes(self.scale_tri, -1, -2)
 
     def variance(self):
+        """The diagonal of L Lᵀ: the row sums of L²."""
         return jnp.sum(jnp.square(self.scale_tri), axis=-1)  # diag(L Lᵀ)
+
+    def mode(self):
+        """loc."""
+        return self.loc
+
+    def entropy(self):
+        """H = log |det L| + (D/2)(1 + log 2π) = Σᵢ log |Lᵢᵢ| + (D/2)(1 + log 2π)."""
+        log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(self.scale_tri, axis1=-2, axis2=-1))), axis=-1)
+        return log_det + self.loc.shape[-1] * (0.5 + _LOG_SQRT_2PI)
 
 
 class LogNormal(Distribution):
@@ -221,8 +271,31 @@ class LogNormal(Distribution):
         return _off_support(outside, self._normal()._log_density(log_x) - log_x)
 
     def mean(self):
+        """E[x] = exp(loc + scale²/2)."""
         return jnp.exp(self.loc + 0.5 * jnp.square(self.scale))
 
     def variance(self):
+        """Var[x] = (exp(scale²) − 1) exp(2 loc + scale²), as exp(2 loc + scale² + log(exp(scale²) − 1)):
+        finite wherever the variance is (the product overflowed for large scale and negative loc)."""
         s2 = jnp.square(self.scale)
-        return jnp.expm1(s2) * jnp.exp(2.0 * self.loc + s2)
+        return jnp.exp(2.0 * self.loc + s2 + _log_expm1(s2))
+
+    def stddev(self):
+        """exp(loc + scale²/2) √(exp(scale²) − 1)."""
+        s2 = jnp.square(self.scale)
+        return jnp.exp(self.loc + 0.5 * (s2 + _log_expm1(s2)))
+
+    def mode(self):
+        """exp(loc − scale²)."""
+        return jnp.exp(self.loc - jnp.square(self.scale))
+
+    def entropy(self):
+        """H = loc + ½ log(2πe·scale²): the normal entropy plus E[log x] = loc."""
+        return self.loc + jnp.log(self.scale) + (0.5 + _LOG_SQRT_2PI)
+
+
+def _log_expm1(y):
+    """log(exp(y) − 1) for y > 0, without overflow for large y (y + log(1 − exp(−y)))."""
+    large = y > 1.0
+    y_large, y_small = jnp.where(large, y, 1.0), jnp.where(large, 1.0, y)
+    return jnp.where(large, y_large + jnp.log1p(-jnp.exp(-y_large)), jnp.log(jnp.expm1(y_small)))

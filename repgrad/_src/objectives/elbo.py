@@ -105,10 +105,13 @@ def elbo(
 
       \mathcal{L} = \mathbb{E}_{q_\phi}[\log p_\theta(x \mid z)] - \mathrm{KL}(q_\phi \,\|\, p(z)),
 
-    with the KL exact where a closed form is known (repgrad's Normal/Normal and
-    MultivariateNormalDiag/Tri pairs; distrax/TFP pairs through their ``kl_divergence``) and
-    the Monte Carlo (1/N) Σ log q(z_n) − log p(z_n) otherwise; ``kl="monte_carlo"`` always
-    uses the latter. The bound is to be *maximized*; minimize ``-elbo(...)``.
+    with the KL exact where a closed form is known — every pair for which
+    ``q.kl_divergence(p)`` has one (repgrad's Normal, LogNormal, MultivariateNormalDiag/Tri,
+    Laplace, Exponential, Gamma, Beta, Dirichlet and Uniform pairs among the reparameterized
+    families; the formulas are in ``repgrad/_src/distributions/kl.py``), and distrax/TFP pairs
+    through their ``kl_divergence`` — summed over the batch, and the Monte Carlo
+    (1/N) Σ log q(z_n) − log p(z_n) otherwise; ``kl="monte_carlo"`` always uses the latter.
+    The bound is to be *maximized*; minimize ``-elbo(...)``.
 
     Args:
       log_joint: ``log_joint(z, *args)`` returning the scalar log p(x, z) for one latent z
