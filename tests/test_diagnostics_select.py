@@ -23,6 +23,7 @@ from repgrad import cli
 from repgrad import diagnostics as dg
 from repgrad._src import registry
 from repgrad._src.selection import candidates as cand
+from repgrad._src.selection import pilot
 from repgrad._src.selection import select as sel
 
 select_estimator = getattr(rg, "select_estimator", sel.select_estimator)
@@ -165,20 +166,20 @@ def dg_measurement(labels, est, seconds, r):
 def test_within_uncertainty_the_cheaper_wins_and_nan_never():
     # e1 has 10% lower variance but is 5% slower: within the uncertainty (R = 100), e0 is cheaper.
     table = _table([1.0, 0.9], [1.0e-3, 1.05e-3])
-    label, reason = sel._choose(table, None)
+    label, reason = pilot.choose(table, None)
     assert table.best == "e1" and label == "e0" and "cheaper" in reason
     # A clear winner (4× lower variance) is chosen although slower.
-    label, reason = sel._choose(_table([1.0, 0.25], [1.0e-3, 1.5e-3]), None)
+    label, reason = pilot.choose(_table([1.0, 0.25], [1.0e-3, 1.5e-3]), None)
     assert label == "e1" and "lowest variance × time" in reason
     # NaN: never chosen, whatever its variance.
     m = dg_measurement(["nan", "ok"], [np.full((50, 1), np.nan), np.random.default_rng(0).normal(size=(50, 1))],
                        np.full((5, 2), 1e-3), 50)
     from repgrad._src.diagnostics.compare import tabulate
 
-    assert sel._choose(tabulate(m, jnp.float32(0.0)), None)[0] == "ok"
+    assert pilot.choose(tabulate(m, jnp.float32(0.0)), None)[0] == "ok"
     m = dg_measurement(["nan"], [np.full((50, 1), np.nan)], np.full((5, 1), 1e-3), 50)
     with pytest.raises(ValueError, match="NaN or infinite"):
-        sel._choose(tabulate(m, jnp.float32(0.0)), None)
+        pilot.choose(tabulate(m, jnp.float32(0.0)), None)
 
 
 def test_the_estimator_is_usable_and_stable_across_selections():
