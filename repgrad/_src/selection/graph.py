@@ -51,6 +51,15 @@ class NodeChoice(NamedTuple):
         text = f"auto node #{self.index} ({self.dist}): {self.estimator}"
         return text + (f" ({self.note})" if self.note else "")
 
+    def short(self) -> str:
+        """``#i Dist: estimator``, with why the other did not apply in a few words."""
+        text = f"#{self.index} {self.dist}: {self.estimator}"
+        if len(self.options) == 1:
+            return text + " (the only one that applies)"
+        if self.note:
+            return text + f" ({self.note.split(':')[0]})"
+        return text
+
 
 def is_objective(f) -> bool:
     """Whether ``f`` is an objective returned by ``rg.stochastic``."""
@@ -150,7 +159,7 @@ def select(objective, params, key, args, *, candidates, budget_s, num_samples, n
     table = result.table
     table = table._replace(title=f"{table.title}; {table.summary[0].replicates} gradients per assignment",
                            notes=table.notes + tuple(notes) + (pilot.cost_note(result, pilot_s, compile_s),))
-    reason = result.reason + " Per node: " + "; ".join(str(c) for c in choices) + "."
+    reason = result.reason + " Per node: " + "; ".join(c.short() for c in choices) + "."
     return pilot.Selection(chosen, result.label, n_obj, table, reason, tuple(result.excluded), pilot_s, compile_s,
                            objective.with_estimators(chosen), tuple(choices))
 
