@@ -1,7 +1,7 @@
 """select_estimator (issue 19): the lowest variance × time estimator by a pilot run, on problems
 with a known answer; the candidate set (from the registry, unbiased unless allowed); the
 equal-cost ranking it builds on (within uncertainty → cheaper, NaN never chosen, biased by MSE);
-the pilot's budget; the re-selection pattern in training; the CLI.
+the pilot's budget; the CLI (re-selection in training: test_selection_training.py).
 
 Problems with a known winner are run over 10 pilot keys and the issue asks for the expected choice
 in at least 9 of them wherever the winner's advantage is 2× or more. Candidate sets are the
@@ -250,38 +250,6 @@ def test_candidates_come_from_the_registry(monkeypatch):
     assert len(mine) == 1 and mine[0].excluded is None and not mine[0].biased
     with pytest.raises(ValueError, match="Unknown estimator"):
         cand.parse_candidates(["nope"])
-
-
-def test_reselecting_in_training_keeps_one_jitted_step_per_choice():
-    # E[cos(4x)], x ~ N(μ, σ²): at σ = 1 the score function's variance is ~10× lower than pathwise's
-    # (f' is large, f bounded); as σ shrinks the score function's grows like 1/σ² and pathwise wins.
-    f = lambda x: jnp.cos(4.0 * x)
-    traces = []
-
-    def make_step(estimator, num_samples):
-        grad = rg.grad(f, _normal, estimator, num_samples=num_samples)
-
-        def step(params, key):
-            traces.append(estimator.name)  # runs once per compilation
-            g = grad(params, key)
-            return {"loc": params["loc"] - 0.01 * g["loc"], "scale": params["scale"]}
-
-        return step
-
-    steps, choices = {}, []
-    params = {"loc": jnp.float32(0.3), "scale": jnp.float32(1.0)}
-    for t in range(24):
-        key = jax.random.fold_in(KEYS[0], t)
-        if t % 4 == 0:  # re-select every K = 4 steps, outside jit
-            params = {"loc": params["loc"], "scale": jnp.float32(0.7 ** (t // 4 * 2))}  # σ: 1 → 0.03
-            choice = select_estimator(f, _normal, params, key, candidates=["pathwise", "score:loo"],
-                                      budget_s=BUDGET, num_replicates=100)
-            choices.append(choice.label)
-        if choice.label not in steps:
-            steps[choice.label] = jax.jit(make_step(choice.estimator, choice.num_samples))
-        params = steps[choice.label](params, key)
-    assert choices[0] == "score:loo" and choices[-1] == "pathwise", choices
-    assert len(traces) == len(set(choices)) == 2  # one compiled step per choice
 
 
 def test_cli_select(tmp_path, capsys):

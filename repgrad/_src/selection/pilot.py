@@ -117,9 +117,20 @@ class Result(NamedTuple):
 
 
 def signature(params, args):
-    """The shapes and dtypes a compiled trial is specialized to."""
+    """The shapes, dtypes and weak types a compiled trial is specialized to (what ``jax.jit`` retraces on)."""
     return jax.tree_util.tree_structure((params, args)), tuple(
-        (np.shape(x), str(jax.numpy.result_type(x))) for x in jax.tree_util.tree_leaves((params, args)))
+        (np.shape(x), str(jax.numpy.result_type(x)), bool(getattr(x, "weak_type", False)))
+        for x in jax.tree_util.tree_leaves((params, args)))
+
+
+def strong(params):
+    """``params`` with weakly typed arrays made strong (same dtype): ``jnp.full(3, 2.5)`` is weak, the
+    same parameters after an optimizer step are not, and ``jax.jit`` would compile every candidate
+    again for them; the pilot compiles for the strong form only."""
+    def fix(x):
+        return jax.numpy.asarray(x, x.dtype) if isinstance(x, jax.Array) and x.weak_type else x
+
+    return jax.tree_util.tree_map(fix, params)
 
 
 def why(error) -> str:
@@ -171,6 +182,7 @@ def run(trials, params, key, args, *, budget_s: float, num_replicates: int, min_
       A ``Result``; ``ValueError`` when no trial applies or every one returns NaN.
     """
     excluded = list(note_excluded)
+    params = strong(params)
     sig = signature(params, args)
     ready, compile_s, warm, first_call_s = [], 0.0, {}, {}
     for i, t in enumerate(trials):
