@@ -134,9 +134,9 @@ def test_greedy_search_and_given_assignments(monkeypatch):
     choice = select_estimator(objective, THETA, KEYS[1], budget_s=120.0, num_replicates=200)
     assert choice.estimator == ("score", "pathwise")
     assert any(n.startswith("greedy search over 2 nodes") for n in choice.table.notes)
-    given = select_estimator(objective, THETA, KEYS[1], budget_s=120.0, num_replicates=50,
+    given = select_estimator(objective, THETA, key=KEYS[1], budget_s=120.0, num_replicates=50,
                              candidates=[("pathwise", "pathwise"), ["score", "pathwise"]])
-    assert set(given.table.estimators) == {"pathwise,pathwise", "score,pathwise"}
+    assert set(given.table.estimators) == {"pathwise,pathwise", "score,pathwise"} and given.compile_s == 0.0
     with pytest.raises(ValueError, match="one estimator to each of the 2 auto nodes"):
         select_estimator(objective, THETA, KEYS[1], candidates=[("score",)])
     with pytest.raises(ValueError, match="its own num_samples"):

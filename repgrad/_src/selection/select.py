@@ -203,15 +203,16 @@ def select_estimator(
         progress = progress_bar()
     elif progress is False:
         progress = None
-    if graph.is_objective(f):
-        if key is not None:
-            args = (key, *args)
-        if params is None:
+    if graph.is_objective(f):  # select_estimator(objective, params, key, *args): the arguments shift left
+        graph_params, graph_key = dist, params if params is not None else key
+        args = ((key,) if params is not None and key is not None else ()) + args
+        if graph_key is None:
             raise TypeError("select_estimator(objective, params, key, *args) needs params and a key.")
         if has_aux or allow_biased or control_params is not None:
             raise TypeError("has_aux, allow_biased and control_params do not apply to an rg.stochastic objective: "
                             "its auto nodes are pathwise or score, both unbiased.")
-        return graph.select(f, dist, params, args, candidates=candidates, budget_s=budget_s, num_samples=num_samples,
+        return graph.select(f, graph_params, graph_key, args, candidates=candidates, budget_s=budget_s,
+                            num_samples=num_samples,
                             num_replicates=num_replicates, min_replicates=min_replicates, exact=exact,
                             progress=progress, clock=clock)
     if key is None:
