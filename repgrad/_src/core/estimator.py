@@ -154,6 +154,11 @@ class Estimator(NamedTuple):
       family: the distributions it accepts: ``"any"``, ``"reparameterized"``,
         ``"measure_valued"``, ``"bernoulli"`` or ``"discrete"`` (Bernoulli or Categorical).
       log_weight: whether f is a per-sample log-weight inside a K-sample bound (VIMCO).
+      biased: whether its gradient is biased for ∇θ E[f] (a relaxation: Gumbel-softmax,
+        straight-through, Gumbel-Rao). ``rg.select_estimator`` makes a biased estimator a
+        candidate only with ``allow_biased=True``, and then ranks it by mean squared error
+        against an unbiased reference, never by variance alone. An estimator built on a
+        biased one (``rg.with_control_variate``) stays biased.
     """
 
     name: str
@@ -165,3 +170,4 @@ class Estimator(NamedTuple):
     max_order: int | None = None
     family: str = "any"
     log_weight: bool = False
+    biased: bool = False

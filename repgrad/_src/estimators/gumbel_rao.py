@@ -84,4 +84,4 @@ def gumbel_rao(*, temperature: float | jax.Array = 1.0, num_gumbels: int = 10) -
         value = jnp.mean(values)
         return Out(value, value, aux)
 
-    return Estimator("gumbel_rao", surrogate, max_order=1, family="discrete")
+    return Estimator("gumbel_rao", surrogate, max_order=1, family="discrete", biased=True)

@@ -95,7 +95,7 @@ def gumbel_softmax(*, temperature: float | jax.Array = 1.0, straight_through: bo
         value = jnp.mean(values)
         return Out(value, value, aux)
 
-    return Estimator(name, surrogate, max_order=max_order, family="discrete")
+    return Estimator(name, surrogate, max_order=max_order, family="discrete", biased=True)
 
 
 def straight_through(*, temperature: float | jax.Array = 1.0) -> Estimator:

@@ -4,7 +4,7 @@ its own estimator, collected from ``rg.sample`` calls made while the function ru
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -17,8 +17,30 @@ from . import provenance
 
 _sg = jax.lax.stop_gradient
 _STACK: list[_Graph] = []
-NODE_ESTIMATORS = ("pathwise", "score")
+NODE_ESTIMATORS = ("pathwise", "score", "auto")
 DOWNSTREAM = ("traced", "program_order")
+LIST_AUTO = "list"  # an assignment that records the auto nodes instead of resolving them (AutoNode)
+
+
+class AutoNode(NamedTuple):
+    """An ``rg.sample(..., estimator="auto")`` node, as ``objective.auto_nodes`` lists it.
+
+    Attributes:
+      index: its place among the auto nodes, in program order (the index of ``estimators=``).
+      dist: the distribution's class name.
+      pathwise: whether the pathwise estimator can draw it (a reparameterizable family).
+      score: whether the score function can (its support does not move with its parameters).
+    """
+
+    index: int
+    dist: str
+    pathwise: bool
+    score: bool
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The estimators that apply to it: ``("pathwise", "score")``, or one of them."""
+        return tuple(e for e, ok in (("pathwise", self.pathwise), ("score", self.score)) if ok)
 
 
 class _Node(NamedTuple):
@@ -33,12 +55,15 @@ class _Cost(NamedTuple):
 
 
 class _Graph:
-    def __init__(self, tags=None, sources=None):
+    def __init__(self, tags=None, sources=None, assignment=None):
         self.nodes: list[_Node] = []
         self.costs: list[_Cost] = []
-        self.pathwise: list = []  # (shape-dtype, distribution name) of each pathwise node's sample
+        # (shape-dtype, distribution name, auto index or None) of each pathwise node's sample
+        self.pathwise: list = []
         self.tags = tags  # when reading the graph's jaxpr: one input per pathwise node, added to it
         self.sources = sources  # when tracing provenance: one input per score node, its sample
+        self.assignment = assignment  # the estimator of each auto node (a tuple), None, or LIST_AUTO
+        self.auto: list[AutoNode] = []  # the auto nodes met so far, in program order
         # rg.sample/rg.cost must run in this trace, not inside a jax.vmap/lax.scan/jit of fn's own
         self.trace = jcore.get_opaque_trace_state(convention="repgrad")
 
@@ -72,15 +97,22 @@ def sample(key, dist, *, estimator: str = "pathwise", plate: bool = False):
       the costs downstream of it (those whose value depends on it, see ``rg.stochastic``'s
       ``downstream=``) are multiplied by the DiCE magic box of it, which makes every
       derivative order unbiased.
+    - ``estimator="auto"``: one of the two, chosen for the whole graph by
+      ``rg.select_estimator(objective, params, key, *args)`` (a pilot run that measures the
+      variance × time of the graph's gradient for each assignment) and fixed by
+      ``rg.stochastic(fn, estimators=...)`` or ``objective.with_estimators(...)``: auto nodes
+      are numbered in program order. A graph with an unassigned auto node raises at trace
+      time, naming ``rg.select_estimator``.
 
     Args:
       key: a PRNG key (split your own keys, as everywhere in JAX).
       dist: a distribution (repgrad, distrax/TFP or numpyro); its parameters may depend on
         earlier samples — nested expectations.
-      estimator: ``"pathwise"`` or ``"score"``.
+      estimator: ``"pathwise"``, ``"score"`` or ``"auto"``.
       plate: for a score node with a batch of conditionally independent elements: a later
         cost array of the same shape is taken to depend on it elementwise (element i's cost on
-        element i only, as a numpyro plate); other costs depend on the whole node.
+        element i only, as a numpyro plate); other costs depend on the whole node. An auto
+        node assigned ``"pathwise"`` ignores it.
 
     Returns:
       The sample.
@@ -93,6 +125,11 @@ def sample(key, dist, *, estimator: str = "pathwise", plate: bool = False):
             f"{estimator!r}; for other estimators wrap that expectation in rg.expectation(..., "
             "estimator=...) and call it inside the function (a nested expectation)."
         )
+    auto = None
+    if estimator == "auto":
+        auto = len(graph.auto)
+        estimator = _resolve_auto(graph, dist, key)
+        plate = plate and estimator == "score"
     if estimator == "pathwise":
         if plate:
             raise ValueError("plate=True is for score nodes; a pathwise node records no score term.")
@@ -102,7 +139,7 @@ def sample(key, dist, *, estimator: str = "pathwise", plate: bool = False):
         if graph.tags is not None:  # reading the graph: the node's sample is a source
             x = jax.tree_util.tree_map(jnp.add, x, graph.tags[len(graph.pathwise)])
         shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), x)
-        graph.pathwise.append((shapes, type(dist).__name__))
+        graph.pathwise.append((shapes, type(dist).__name__, auto))
         return x
     x, log_prob = protocol.draw_scored(dist, key, 1, joint=False)
     x, log_prob = x[0], log_prob[0]
@@ -112,6 +149,48 @@ def sample(key, dist, *, estimator: str = "pathwise", plate: bool = False):
         log_prob = dist.log_prob(x)
     graph.nodes.append(_Node(log_prob if plate else jnp.sum(log_prob), plate, shapes))
     return x
+
+
+def _auto_node(index, dist, key) -> AutoNode:
+    """What applies to an auto node's distribution: pathwise needs a reparameterizable family
+    (or, when the distribution does not say, floating-point samples), the score function a
+    support that does not move with the parameters."""
+    rep = protocol.is_reparameterized(dist)
+    if rep is None:
+        draw = jax.eval_shape(lambda k: protocol.draw(dist, k, 1, reparameterized=True), key)
+        rep = all(jnp.issubdtype(a.dtype, jnp.floating) for a in jax.tree_util.tree_leaves(draw))
+    return AutoNode(index, type(dist).__name__, bool(rep), not protocol.support_depends_on_params(dist))
+
+
+def _resolve_auto(graph: _Graph, dist, key) -> str:
+    """The estimator of the next auto node: from the graph's assignment, or (listing the auto
+    nodes) the first that applies."""
+    node = _auto_node(len(graph.auto), dist, key)
+    graph.auto.append(node)
+    if graph.assignment == LIST_AUTO:
+        if not node.options:
+            raise TypeError(
+                f"rg.sample(estimator='auto') node #{node.index} ({node.dist}): neither pathwise (not "
+                "reparameterizable) nor the score function (its support moves with its parameters) applies."
+            )
+        return node.options[0]
+    if graph.assignment is None:
+        raise ValueError(
+            f"rg.sample(estimator='auto') (node #{node.index}, {node.dist}) has no estimator yet: choose one "
+            "per auto node by a pilot run, choice = rg.select_estimator(objective, params, key, *args), "
+            "then use choice.objective (or rg.stochastic(fn, estimators=choice.estimator)); or give "
+            "rg.stochastic(fn, estimators=('pathwise', 'score', ...)), one per auto node in program order."
+        )
+    if node.index >= len(graph.assignment) or graph.assignment[node.index] is None:
+        raise ValueError(
+            f"rg.stochastic(estimators={_show(graph.assignment)}) assigns no estimator to auto node "
+            f"#{node.index} ({node.dist}): give one per rg.sample(estimator='auto') call, in program order."
+        )
+    return graph.assignment[node.index]
+
+
+def _show(assignment):
+    return repr(tuple(assignment)) if assignment is not None else "None"
 
 
 def cost(value):
@@ -155,14 +234,20 @@ def _downstream(c: _Cost, node: _Node):
     return jnp.broadcast_to(jnp.sum(c.value), node.log_prob.shape)
 
 
-def _record(fn, params, key, args, tags=None, sources=None) -> _Graph:
+def _record(fn, params, key, args, tags=None, sources=None, assignment=None) -> _Graph:
     """Runs fn once, collecting its nodes and costs (the returned cost last)."""
-    graph = _Graph(tags, sources)
+    graph = _Graph(tags, sources, assignment)
     _STACK.append(graph)
     try:
         out = fn(params, key, *args)
     finally:
         _STACK.pop()
+    if isinstance(assignment, tuple) and len(graph.auto) < len(assignment):
+        raise ValueError(
+            f"rg.stochastic(estimators={_show(assignment)}) gives {len(assignment)} estimators, but the "
+            f"function samples {len(graph.auto)} node(s) with rg.sample(estimator='auto'): give one per auto "
+            "node, in program order."
+        )
     if out is not None:
         out = jnp.asarray(out)
         if out.shape != ():
@@ -178,13 +263,13 @@ def _record(fn, params, key, args, tags=None, sources=None) -> _Graph:
     return graph
 
 
-def _run(fn, params, key, args, seen, downstream):
+def _run(fn, params, key, args, seen, downstream, assignment=None):
     """(value, DiCE surrogate without baselines, [node log-probs], [downstream costs]) for one sample;
     appends the graph's pathwise nodes to ``seen``."""
-    graph = _record(fn, params, key, args)
+    graph = _record(fn, params, key, args, assignment=assignment)
     seen.extend(graph.pathwise)
     if downstream == "traced":
-        upstream_of = _traced(fn, params, key, args, graph)
+        upstream_of = _traced(fn, params, key, args, graph, assignment)
     else:
         upstream_of = [range(c.after) for c in graph.costs]
     dtype = jnp.result_type(graph.costs[0].value)
@@ -206,7 +291,7 @@ def _run(fn, params, key, args, seen, downstream):
     return value, surrogate, [n.log_prob for n in graph.nodes], downstream_costs
 
 
-def _traced(fn, params, key, args, graph: _Graph) -> list[list[int]]:
+def _traced(fn, params, key, args, graph: _Graph, assignment=None) -> list[list[int]]:
     """For each cost, the score nodes it depends on: those whose sample its value reads, and
     their ancestors (a node whose distribution reads an earlier node's sample), found by
     tracing fn with the nodes' samples as inputs (``provenance.py``)."""
@@ -214,7 +299,7 @@ def _traced(fn, params, key, args, graph: _Graph) -> list[list[int]]:
         return [[] for _ in graph.costs]
 
     def costs_and_log_probs(*samples):
-        traced = _record(fn, params, key, args, sources=samples)
+        traced = _record(fn, params, key, args, sources=samples, assignment=assignment)
         return [c.value for c in traced.costs], [n.log_prob for n in traced.nodes]
 
     deps = provenance.provenance(costs_and_log_probs, [n.sample for n in graph.nodes])
@@ -224,32 +309,44 @@ def _traced(fn, params, key, args, graph: _Graph) -> list[list[int]]:
     return [sorted(provenance.downstream_of(d, closure)) for d in deps[:num_costs]]
 
 
-def _check_pathwise(total, fn, params, key, args, nodes):
+def _check_pathwise(total, fn, params, key, args, nodes, assignment=None):
     """``total``, raising when differentiated in ``params`` if the costs depend on a pathwise node
     only piecewise-constantly or through a jump (read off the graph's jaxpr, each node's sample a
     source): the pathwise derivative would miss that dependence."""
 
     def total_cost(*tags):
-        graph = _record(fn, params, key, args, tags)
+        graph = _record(fn, params, key, args, tags, assignment=assignment)
         return sum(jnp.sum(c.value) for c in graph.costs)
 
-    states = dependence.dependence(total_cost, [shape for shape, _ in nodes], list(range(len(nodes))))
+    states = dependence.dependence(total_cost, [node[0] for node in nodes], list(range(len(nodes))))
     bad = [(i, s) for i, s in enumerate(states or ()) if s in (dependence.PIECEWISE, dependence.JUMP)]
     if not bad:
         return total
     i, state = bad[0]
+    _, name, auto = nodes[i]
     how = "only through piecewise-constant operations" if state == dependence.PIECEWISE else "through a jump"
+    if auto is None:
+        which = f"pathwise node #{i} (an rg.sample of {name} with estimator='pathwise', in program order)"
+        fix = "Sample that node with rg.sample(..., estimator='score')"
+    else:
+        which = (f"auto node #{auto} (an rg.sample of {name} with estimator='auto', assigned 'pathwise'; "
+                 f"pathwise node #{i} in program order)")
+        fix = f"Assign 'score' to auto node #{auto} (rg.select_estimator does so by itself)"
     message = (
-        f"rg.stochastic: the cost depends on pathwise node #{i} (an rg.sample of {nodes[i][1]} with "
-        f"estimator='pathwise', in program order) {how} (a comparison, floor, astype(int), argmax, "
-        "...), which its pathwise derivative cannot see, so the gradient would be biased. Sample "
-        "that node with rg.sample(..., estimator='score'), or make the cost continuous in it."
+        f"rg.stochastic: the cost depends on {which} {how} (a comparison, floor, astype(int), argmax, "
+        "...), which its pathwise derivative cannot see, so the gradient would be biased. "
+        f"{fix}, or make the cost continuous in it."
     )
     return kernels.require_path_derivative(total, None, params, message, refused=True, structural=False)
 
 
 def stochastic(
-    fn: Callable[..., Any], *, num_samples: int = 1, baseline: str | None = None, downstream: str = "traced"
+    fn: Callable[..., Any],
+    *,
+    num_samples: int = 1,
+    baseline: str | None = None,
+    downstream: str = "traced",
+    estimators=None,
 ) -> Callable[..., Any]:
     r"""A surrogate for E[cost] of a function with several stochastic nodes, unbiased for
     derivatives of every order.
@@ -288,9 +385,17 @@ def stochastic(
         the objective is traced; it reads ``jit``/``custom_jvp`` bodies, ``cond`` branches and
         ``scan``/``while`` loops, and counts any other operation's output as depending on all
         of its inputs (so it may over-credit, never under-credit).
+      estimators: the estimator of each ``rg.sample(..., estimator="auto")`` node, in program
+        order: a sequence of ``"pathwise"``/``"score"`` (``choice.estimator`` of
+        ``rg.select_estimator(objective, ...)``), or a dict ``{index: estimator}``.
 
     Returns:
-      ``objective(params, key, *args)``: the surrogate scalar.
+      ``objective(params, key, *args)``: the surrogate scalar. It carries ``num_samples``,
+      ``estimators`` (the assignment of its auto nodes, or ``None``),
+      ``with_estimators(estimators)`` (the same objective with another assignment; the same
+      object for the same assignment, so a jitted step can be cached per assignment) and
+      ``auto_nodes(params, key, *args)`` (its auto nodes, ``AutoNode``s, found by tracing
+      ``fn`` once without computing anything).
 
     Example:
       >>> import jax, jax.numpy as jnp, repgrad as rg
@@ -303,6 +408,16 @@ def stochastic(
       >>> g = jax.grad(objective)(jnp.float32(0.3), jax.random.key(0))
       >>> h = jax.hessian(objective)(jnp.float32(0.3), jax.random.key(0))
 
+      A node whose estimator a pilot run chooses (``rg.select_estimator``), or you assign:
+
+      >>> def auto_model(theta, key):
+      ...     z = rg.sample(key, rg.Normal(theta, 1.0), estimator="auto")
+      ...     return jnp.cos(3.0 * z)
+      >>> objective = rg.stochastic(auto_model, num_samples=16, baseline="loo")
+      >>> [node.options for node in objective.auto_nodes(jnp.float32(0.3), jax.random.key(0))]
+      [('pathwise', 'score')]
+      >>> g = jax.grad(objective.with_estimators(["score"]))(jnp.float32(0.3), jax.random.key(0))
+
     References:
       Schulman, Heess, Weber & Abbeel, "Gradient Estimation Using Stochastic Computation
       Graphs", NeurIPS 2015 (arXiv:1506.05254).
@@ -312,6 +427,7 @@ def stochastic(
       Programs for Efficient Inference", NeurIPS 2011 (provenance tracking).
     """
     checks.check_callable(fn, "fn", "fn=lambda params, key: cost")
+    assignment = _assignment(estimators)
     num_samples = checks.check_num_samples(num_samples)
     if baseline not in (None, "loo"):
         raise ValueError(f"baseline must be None or 'loo', got {baseline!r}.")
@@ -319,24 +435,84 @@ def stochastic(
         checks.check_num_samples(num_samples, 2, " for the loo baseline")
     if downstream not in DOWNSTREAM:
         raise ValueError(f"downstream must be one of {DOWNSTREAM}, got {downstream!r}.")
+    return _objective(fn, num_samples, baseline, downstream, assignment, {})
+
+
+def _assignment(estimators):
+    """``estimators=`` as a tuple (an entry per auto node, ``None`` where a dict gives none), or None."""
+    if estimators is None:
+        return None
+    if isinstance(estimators, str):
+        raise TypeError(
+            f"estimators= takes one estimator per auto node, e.g. estimators=({estimators!r},), got the "
+            f"string {estimators!r}."
+        )
+    if isinstance(estimators, Mapping):
+        bad = [i for i in estimators if isinstance(i, bool) or not isinstance(i, int) or i < 0]
+        if bad:
+            raise TypeError(f"estimators= as a dict maps auto-node indices (ints >= 0) to estimators, got keys {bad}.")
+        out = [None] * (max(estimators, default=-1) + 1)
+        for i, e in estimators.items():
+            out[i] = e
+    else:
+        out = list(estimators)
+    for e in out:
+        if e is not None and e not in ("pathwise", "score"):
+            raise ValueError(
+                f"estimators= gives each auto node 'pathwise' or 'score', got {e!r}; "
+                "rg.select_estimator(objective, params, key, *args) chooses them by a pilot run."
+            )
+    return tuple(out)
+
+
+def _objective(fn, num_samples, baseline, downstream, assignment, cache):
+    """The objective for one assignment of the auto nodes; ``cache`` (shared by every assignment
+    of this fn) keeps one objective per assignment."""
 
     def objective(params, key, *args):
         checks.check_key(key)
         keys = jax.random.split(key, num_samples)
         seen: list = []
-        value, surrogate, log_probs, credited = jax.vmap(lambda k: _run(fn, params, k, args, seen, downstream))(keys)
+        value, surrogate, log_probs, credited = jax.vmap(
+            lambda k: _run(fn, params, k, args, seen, downstream, assignment))(keys)
         total = jnp.mean(value) + jnp.mean(surrogate)
         if seen:  # pathwise nodes: is the cost continuous in each of them?
-            total = _check_pathwise(total, fn, params, keys[0], args, seen)
+            total = _check_pathwise(total, fn, params, keys[0], args, seen, assignment)
         if baseline == "loo":
             for lp, d in zip(log_probs, credited, strict=True):
                 b = _sg(_leave_one_out(d)).astype(lp.dtype)
                 total = total + jnp.mean(jnp.sum(jnp.reshape(b * (1.0 - magic_box(lp)), (num_samples, -1)), 1)).astype(total.dtype)
         return total
 
+    def with_estimators(estimators):
+        """This objective with ``estimators`` for its auto nodes (one object per assignment)."""
+        new = _assignment(estimators)
+        if new not in cache:
+            cache[new] = _objective(fn, num_samples, baseline, downstream, new, cache)
+        return cache[new]
+
+    def auto_nodes(params, key, *args) -> tuple[AutoNode, ...]:
+        """The ``rg.sample(estimator="auto")`` nodes of fn, in program order, with the estimators
+        that apply to each (fn is traced once; nothing is computed)."""
+        checks.check_key(key)
+        found: list = []
+
+        def run(p, k, *a):
+            found[:] = _record(fn, p, k, a, assignment=LIST_AUTO).auto
+            return jnp.zeros(())
+
+        jax.eval_shape(run, params, key, *args)
+        return tuple(found)
+
+    cache.setdefault(assignment, objective)
     name = getattr(fn, "__name__", "fn")
     objective.__name__ = objective.__qualname__ = f"stochastic_{name}"
     objective.__doc__ = f"DiCE surrogate of E[cost] of {name}(params, key, *args) over {num_samples} runs."
+    objective.fn = fn
+    objective.num_samples = num_samples
+    objective.estimators = assignment
+    objective.with_estimators = with_estimators
+    objective.auto_nodes = auto_nodes
     return objective
 
 

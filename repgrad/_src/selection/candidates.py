@@ -1,23 +1,34 @@
 """The candidates of ``select_estimator``: every registered estimator, with and without the
 variance reduction that applies, minus what its contract does not cover.
 
-Built from ``repgrad.ESTIMATORS`` at call time, so an estimator registered later (IndeCateR,
-RODEO, ...) joins with its default options. Whether a candidate applies to a given f and dist is
-not decided here but by tracing it (``select.py``): an estimator refuses what it cannot do at
-trace time, with a message, and that message becomes the reason it is excluded.
+Built from ``repgrad.ESTIMATORS`` at call time, so an estimator registered later joins with its
+default options (IndeCateR, double CV, RODEO, unordered set, Rao-Blackwellized top-k and
+Gumbel-Rao joined that way). Whether a candidate applies to a given f and dist is not decided
+here but by tracing it (``select.py``): an estimator refuses what it cannot do at trace time,
+with a message, and that message becomes the reason it is excluded.
+
+Learned control variates with a default initialisation (REBAR, double CV, RODEO) are run with
+``estimator.control_init()``, the ψ that ``fn.init_control_params()`` returns: the pilot
+measures the estimator you would get on the first step, before ψ is trained (double CV's α = 0
+and RODEO's α = β = 0 make them leave-one-out score functions that cost more). To compare at a
+trained ψ, pass ``control_params={label: psi}`` to ``select_estimator``.
 
 What is never a default candidate, and why:
 
-- a biased estimator (``BIASED``, or an ``Estimator`` whose ``biased`` attribute is True):
-  Gumbel-softmax and straight-through are relaxations; with ``allow_biased=True`` they are
-  candidates, ranked by MSE against an unbiased reference;
+- a biased estimator (``Estimator.biased``: Gumbel-softmax, straight-through, Gumbel-Rao, and
+  anything built on them): a relaxation; with ``allow_biased=True`` they are candidates, ranked
+  by MSE against an unbiased reference;
 - an estimator whose f is a per-sample log-weight inside a K-sample bound (``log_weight``:
   VIMCO, multi-sample DisARM): it estimates the gradient of another objective than E[f];
-- an estimator that needs arguments of the user's (RELAX's control network): pass it as a
-  value in ``candidates=``;
-- combinations outside the statistical contract: the optimal control-variate coefficient
-  (``coefficient="optimal"``; biased with the leave-one-out baseline, degenerate with
-  measure-valued) and ``optimal_baseline("same")`` (an O(1/N) bias) are not generated.
+- an estimator that needs arguments of the user's (RELAX's control network and its ψ): pass
+  it as a value in ``candidates=`` and its ψ in ``control_params=``;
+- variance reduction outside the tested contract of issue 16, or costly for what it buys: the
+  optimal control-variate coefficient (``coefficient="optimal"``, unbiased with every baseline
+  since its leave-one-out coefficient was fixed, but a per-sample regression that costs a
+  second pass; pass it as a value, e.g. ``rg.score(baseline="loo",
+  control_variate=rg.delta_method(coefficient="optimal"))``) and the moving-average baseline
+  (its state carries over calls: a pilot of independent gradients from the initial state would
+  measure its first call only).
 """
 
 from __future__ import annotations
@@ -26,8 +37,6 @@ from typing import NamedTuple
 
 from .. import registry
 from ..core.estimator import Estimator
-
-BIASED = frozenset({"gumbel_softmax", "straight_through"})
 
 # The variance reduction that applies, per registered name: (label, options). Only combinations
 # covered by the statistical contract (every one unbiased); see the module docstring.
@@ -75,12 +84,8 @@ def _resolve(name, options):
     return _RESOLVED[key]
 
 
-def is_biased(name: str, estimator: Estimator | None) -> bool:
-    """Biased by name (``BIASED``) or by declaration (an ``Estimator.biased`` attribute)."""
-    return name in BIASED or bool(getattr(estimator, "biased", False))
-
-
-def _classify(label, name, estimator, biased, allow_biased) -> Candidate:
+def _classify(label, estimator, allow_biased) -> Candidate:
+    biased = estimator.biased
     if estimator.log_weight:
         return Candidate(label, estimator, biased, "f is a log-weight inside a K-sample bound: it estimates another "
                                                    "objective's gradient, not that of E[f]")
@@ -116,10 +121,10 @@ def default_candidates(*, allow_biased: bool = False) -> list[Candidate]:
             try:
                 estimator = _resolve(name, options)
             except (TypeError, ValueError) as e:
-                out.append(Candidate(label, None, name in BIASED,
+                out.append(Candidate(label, None, False,
                                      f"needs arguments of yours ({_first_line(e)}): pass it as a value in candidates="))
                 continue
-            out.append(_classify(label, name, estimator, is_biased(name, estimator), allow_biased))
+            out.append(_classify(label, estimator, allow_biased))
     return sorted(out, key=lambda c: _order(c.label))
 
 
@@ -127,16 +132,28 @@ def parse_candidates(specs, *, allow_biased: bool = False) -> list[Candidate]:
     """Candidates given by the user: estimator values, registry spec strings (``"score:loo"``) or
     the labels of ``VARIANTS`` (``"pathwise+delta"``)."""
     labels = {label: (name, options) for name, variants in VARIANTS.items() for label, options in variants}
-    out = []
+    out: list[Candidate] = []
     for spec in [specs] if isinstance(specs, (str, Estimator)) else list(specs):
         if isinstance(spec, Estimator):
-            out.append(_classify(spec.name, spec.name, spec, is_biased(spec.name, spec), allow_biased))
+            out.append(_classify(spec.name, spec, allow_biased))
             continue
         if not isinstance(spec, str):
             raise TypeError(f"candidates must be estimator values or spec strings like 'score:loo'; got {spec!r}.")
         name, options = labels[spec] if spec in labels else registry.parse_spec(spec)
         estimator = _resolve(name, options)  # a bad spec or option raises, naming the fix
-        out.append(_classify(spec, name, estimator, is_biased(name, estimator), allow_biased))
+        out.append(_classify(spec, estimator, allow_biased))
+    return _unique(out)
+
+
+def _unique(candidates):
+    """Candidates with distinct labels: a repeated label (two values of one estimator) gets " #2"."""
+    seen, out = set(), []
+    for c in candidates:
+        label, k = c.label, 2
+        while label in seen:
+            label, k = f"{c.label} #{k}", k + 1
+        seen.add(label)
+        out.append(c._replace(label=label))
     return out
 
 
