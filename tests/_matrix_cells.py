@@ -17,6 +17,7 @@ K-sample bounds over families whose joint support is not enumerated here.
 
 from __future__ import annotations
 
+import os
 import zlib
 from typing import NamedTuple
 
@@ -46,7 +47,18 @@ class Cell(NamedTuple):
         return f"{self.variant.id}|{self.family}|{self.f}{third}"
 
     def in_sample(self):
-        return zlib.crc32(self.id.encode()) % SAMPLE_EVERY == 0
+        return in_sample(self.id)
+
+
+def in_sample(cell_id):
+    """Whether ``make test`` runs this statistical cell: ``REPGRAD_MATRIX`` = ``full`` (every cell),
+    ``sample`` (the default: the cells whose id hashes into slice 0 of ``SAMPLE_EVERY``) or
+    ``slice:k`` (slice k; slices 0..SAMPLE_EVERY-1 together are the full matrix)."""
+    mode = os.environ.get("REPGRAD_MATRIX", "sample")
+    if mode == "full":
+        return True
+    k = int(mode.removeprefix("slice:")) if mode.startswith("slice:") else 0
+    return zlib.crc32(cell_id.encode()) % SAMPLE_EVERY == k
 
 
 def _families_for(v, default):
@@ -65,11 +77,15 @@ def _families_for(v, default):
 
 
 def _fs(v, fam, default):
-    # Beyond the defaults a step f matters where the estimator differentiates f (pathwise type).
-    extra = ("step",) if v.factory in PATHWISE_TYPE else ()
-    fs = fam.fs if default else tuple(k for k in fam.fs if k in ("smooth", "masked", "linear") + extra)
+    # Beyond the defaults a step f matters where the estimator differentiates f (pathwise type);
+    # a separable f (partial) for the measure-valued estimator, whose gradient is then deterministic.
+    extra = ("step",) if v.factory in PATHWISE_TYPE else ("partial",) if v.factory == "measure_valued" else ()
+    extra = extra if fam.name in CORE_FAMILIES else ()
+    fs = fam.fs if default else tuple(k for k in fam.fs if k in ("smooth", "masked", "linear", "exp") + extra)
     if v.factory in LOG_WEIGHT:
         fs = tuple(k for k in fs if k in ("smooth", "step", "masked"))
+    if v.factory != "score" and not v.cv:
+        fs = tuple(k for k in fs if k != "exp")  # the offset matters for baselines and coefficients
     return fs
 
 

@@ -44,8 +44,8 @@ def _laguerre(n):
     return np.polynomial.laguerre.laggauss(n)
 
 
-def _moments(mean, sq, cos, tail, cross):
-    return {"mean": mean, "sq": sq, "cos": cos, "tail": tail, "cross": cross}
+def _moments(mean, sq, cos, tail, cross, exp=None):
+    return {"mean": mean, "sq": sq, "cos": cos, "tail": tail, "cross": cross, "exp": exp}
 
 
 def _indep_cross(mean):
@@ -58,7 +58,8 @@ def _indep_cross(mean):
 def normal(loc, scale, c):
     s2 = scale * scale
     cos = jnp.cos(K * loc) * jnp.exp(-0.5 * K * K * s2)
-    return _moments(loc, loc * loc + s2, cos, special.ndtr((loc - c) / scale), _indep_cross(loc))
+    exp = jnp.exp(loc + 0.5 * s2)
+    return _moments(loc, loc * loc + s2, cos, special.ndtr((loc - c) / scale), _indep_cross(loc), exp)
 
 
 def mvn_tri(loc, tril, c):

@@ -22,6 +22,8 @@ import numpy as np
 import repgrad as rg
 
 SMOOTH_FS = ("smooth", "step", "heaviside", "partial", "int")
+# Σ e^x + 5: a large offset, where a baseline or coefficient built from f_n itself shows (issue 16, #2)
+NORMAL_FS = SMOOTH_FS + ("exp",)
 
 
 class Family(NamedTuple):
@@ -120,7 +122,8 @@ def _categorical_marginal(logits):
 
 def _categorical_mean(d, logits=False):
     probs = jax.nn.softmax(d.logits, axis=-1) if logits else d.probs
-    return jnp.sum(probs * jnp.arange(probs.shape[-1], dtype=probs.dtype))
+    k = jnp.arange(probs.shape[-1], dtype=probs.dtype)
+    return jnp.sum(probs * jnp.reshape(k, (1,) * (probs.ndim - 1) + k.shape))
 
 
 def _npd():
@@ -154,7 +157,7 @@ def _families():
     t = _halves
     fams = [
         Family("normal", NORMAL_THETA, lambda th: rg.Normal(*t(th)), lambda th: ex.normal(*t(th), np.array(C_NORMAL)),
-               3, C_NORMAL, measure_valued=True),
+               3, C_NORMAL, fs=NORMAL_FS, measure_valued=True),
         Family("mvn_diag", NORMAL_THETA, lambda th: rg.MultivariateNormalDiag(*t(th)),
                lambda th: ex.normal(*t(th), np.array(C_NORMAL)), 3, C_NORMAL, measure_valued=True),
         Family("mvn_tri", (0.3, -0.5, 1.0, 0.8, 0.3, 1.1, -0.2, 0.4, 0.7), lambda th: rg.MultivariateNormalTri(*_tril(th)),

@@ -8,6 +8,7 @@ own (so mixed derivatives ∂θ∂w and Hessians in w alone are checked):
 - ``partial``: w 1(x_0 > c_0) + Σ_{j≥1} [w cos(K x_j) + ½ w² x_j²] (one coordinate a step);
 - ``int``: Σ_j 1(x_j > c_j) as int32 (no w);
 - ``linear``: (w + ½ w²) Σ_j x_j (families with only a known mean);
+- ``exp`` (Normal): w Σ_j e^{x_j} + 5 w, a large offset (issue 16, defect 2);
 - ``masked`` (Categorical with a −inf logit): ``smooth``, but −inf at the masked category.
 
 Categorical samples reach f as indices, or as one-hot vectors (relaxed estimators); both are
@@ -22,7 +23,7 @@ import _matrix_exact as ex
 import jax.numpy as jnp
 import numpy as np
 
-FS = ("smooth", "step", "heaviside", "partial", "int", "linear", "masked")
+FS = ("smooth", "step", "heaviside", "partial", "int", "linear", "exp", "masked")
 
 
 def coordinates(x, family, onehot, dtype):
@@ -49,6 +50,8 @@ def body(kind, family, x, w):
         return w * (x[0] > c[0]).astype(x.dtype) + jnp.sum(_smooth_terms(x[1:], w))
     if kind == "linear":
         return (w + 0.5 * w * w) * jnp.sum(x)
+    if kind == "exp":
+        return w * jnp.sum(jnp.exp(x)) + 5.0 * w
     raise ValueError(kind)
 
 
@@ -83,6 +86,8 @@ def from_moments(kind, m, w):
         return jnp.sum(m["tail"])
     if kind == "linear":
         return (w + 0.5 * w * w) * jnp.sum(m["mean"])
+    if kind == "exp":
+        return w * jnp.sum(m["exp"]) + 5.0 * w
     raise ValueError(kind)
 
 

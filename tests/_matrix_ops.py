@@ -69,7 +69,7 @@ ORDER = {
 }
 
 FULL = tuple(k for k in ORDER if k != "third")
-CORE = ("value", "grad_joint", "jvp_joint", "hess_joint", "jacrev_grad_w", "hess_args")
+CORE = ("value", "grad", "grad_joint", "jvp_joint", "hess_joint", "jacrev_grad_w", "hess_args")
 INT_OPS = ("value", "grad", "hess")
 
 

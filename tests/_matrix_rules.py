@@ -8,7 +8,8 @@ common-mistakes table. For a cell (estimator variant, family, f) and a derivativ
   value of E[f] (``"plain"``), of the relaxed objective E[f(relaxed)] (``"relaxed"``), or of the
   K-sample bound E[log (1/K) Σ_k exp f(x_k)] (``"bound"``);
 - ``Raises(errors)``: refused at trace time with one of ``errors`` — never a number;
-- ``Either(errors, mode)``: refused with ``errors`` or exact (where the docs leave it open);
+- ``Either(errors, mode)``: refused with ``errors`` or exact (where the docs leave it open;
+  ``mode=None``: or finite, where no exact value is written);
 - ``Biased(why)``: biased by design and documented; checked to be finite.
 
 The rules, in order:
@@ -31,7 +32,9 @@ The rules, in order:
    straight-through) refuse it. A step f (``>``, ``jnp.heaviside``, or a step in one
    coordinate) under a pathwise-type estimator raises ``rg.ZeroGradientError`` for every
    derivative involving θ — also with a control variate and in ``argnums=(0, 2)``, ``jvp``,
-   ``value_and_grad``; ``allow_zero_gradient=True`` opts out (documented). A masked f (−inf
+   ``value_and_grad``; ``allow_zero_gradient=True`` opts out (documented). REBAR, whose control
+   variate η f(σ_λ(z)) needs f differentiable at relaxed points, refuses it the same way or is
+   exact. A masked f (−inf
    only at a never-drawn category) is exact and finite.
 4. **Orders.** The value, first derivatives and the Hessian in f's own arguments alone are
    estimated by every accepted cell. Mixed (θ, w) and θθ derivatives: estimators unbiased at
@@ -41,7 +44,8 @@ The rules, in order:
    straight-through, the optimal baseline and coefficient) raise ``rg.DerivativeOrderError``.
    The score function in a parameter its log-density is only once differentiable in
    (Laplace's loc: a kink at x = loc) raises ``DerivativeOrderError`` for θθ derivatives
-   (mixed θ–w ones are first order in θ: refused or exact).
+   (mixed θ–w ones are first order in θ: refused or exact). A peer library's sampler under
+   the pathwise estimator: higher derivatives exact or refused with a ``TypeError``.
 5. **Biased by design.** Gumbel-softmax: exact for the relaxed objective (Bernoulli; checked
    by quadrature), unchecked for Categorical; straight-through: value and w-derivatives exact,
    θ-gradient biased; ``optimal_baseline("same")``: O(1/N) bias; a control variate added to a
@@ -73,7 +77,7 @@ class Raises(NamedTuple):
 class Either(NamedTuple):
     errors: tuple
     why: str
-    mode: str = "plain"
+    mode: str | None = "plain"  # None: no exact value, a number is only checked to be finite
 
 
 class Biased(NamedTuple):
@@ -149,7 +153,7 @@ def refusal(v, fam):
     if optimal_coefficient(v):
         if v.factory == "score" and optimal_baseline(v):
             return plain("an optimal coefficient with an optimal baseline")
-        if v.factory == "score" and not (fam.factorized and fam.lib == "repgrad"):
+        if v.factory == "score" and not v.wrap and not (fam.factorized and fam.lib == "repgrad"):
             return plain("the score's optimal coefficient needs elementwise scores")
         if v.factory in ("rebar", "relax"):
             return plain("the optimal coefficient runs the estimator per sample: no learned control variate")
@@ -168,7 +172,11 @@ def expected(v, fam, fkind, ops):
     mode = mode_of(v)
     out = {}
     for op in ops:
-        out[op] = _expected_op(v, fam, fkind, ORDER[op], mode)
+        outcome = _expected_op(v, fam, fkind, ORDER[op], mode)
+        if getattr(outcome, "mode", None) == "relaxed" and fam.kind == "categorical":
+            # rule 5: no exact value of a Categorical's relaxed objective here
+            outcome = Biased("Gumbel-softmax on a Categorical") if isinstance(outcome, Exact) else outcome._replace(mode=None)
+        out[op] = outcome
     return out
 
 
@@ -180,22 +188,34 @@ def _expected_op(v, fam, fkind, order, mode):
         if pathwise_type and theta_derivative:
             return Raises((TypeError,), "an integer f has no path derivative")
         return Either((TypeError,), "an integer f: refused naming the cast, or exact", mode)
-    if pathwise_type and fkind in ("step", "heaviside", "partial") and theta_derivative:
+    if pathwise_type and fkind in ("step", "heaviside", "partial"):
+        if not theta_derivative:  # an estimator that computes its gradient in the forward pass may refuse early
+            return Either(ZERO, "no θ derivative taken, but the estimator may compute one", mode)
         if v.opts.get("allow_zero_gradient"):
             return Biased("allow_zero_gradient=True: the documented opt-out")
         if order in ("tw", "tt", "ttt") and first_order(v):
             return Raises(SPECIFIC, "a step f under a first-order relaxation")
         return Raises(ZERO, "a step f has a structurally zero path derivative")
+    if v.factory == "rebar" and fkind in ("step", "heaviside", "partial") and theta_derivative:
+        if order in ("tw", "tt", "ttt"):
+            return Raises(SPECIFIC, "first order, and f is not differentiable at relaxed points")
+        return Either(ZERO, "REBAR's control η f(σ(z)) needs f differentiable at relaxed points", mode)
+    # rule 2: an optimal coefficient estimated per sample (any estimator) on a family without
+    # elementwise scores: documented for repgrad's factorized families only
+    if optimal_coefficient(v) and not (fam.factorized and fam.lib == "repgrad"):
+        if order in ("tw", "tt", "ttt"):
+            return Raises((TypeError,), "first order, or a family the optimal coefficient does not document")
+        return Either((TypeError,), "the optimal coefficient beyond repgrad's factorized families", mode)
     # rule 4: orders
+    if order in ("tw", "tt", "ttt") and v.factory == "pathwise" and fam.lib != "repgrad" and not first_order(v):
+        return Either((TypeError,), "a peer's sampler: higher derivatives exact, or refused (repgrad cannot see them)", mode)
     if order in ("tw", "tt", "ttt") and first_order(v):
         return Raises(ORDER_ERR, "a first-order estimator")
     if order in ("tt", "ttt") and uses_score(v) and fam.kinked:
         return Raises(ORDER_ERR, "the log-density has a kink in a parameter")
     if order == "tw" and uses_score(v) and fam.kinked:
         return Either(ORDER_ERR, "mixed derivative, first order in the kinked parameter", mode)
-    # rule 5: biased by design
-    if relaxed(v) and fam.kind == "categorical":
-        return Biased("Gumbel-softmax on a Categorical: relaxed objective, no exact value here")
+    # rule 5: biased by design (a Categorical's relaxed objective: see expected())
     if (relaxed(v) or straight_through(v)) and v.cv is not None and order in ("first", "tt", "ttt"):
         return Biased("a control variate on a relaxation")
     if straight_through(v) and order == "first":

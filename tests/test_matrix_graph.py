@@ -9,19 +9,17 @@ an integer cost is refused with a ``TypeError`` or estimated exactly — and the
 writing one (``rg.cost``, the returned cost, ``rg.dice``) agree on which.
 
 As in ``test_matrix.py``, ``make test`` runs the cells whose id hashes into one slice in
-``SAMPLE_EVERY`` (and the integer-cost policy test); ``REPGRAD_MATRIX=full`` runs all.
+``_matrix_cells.SAMPLE_EVERY`` (and the integer-cost policy test); ``REPGRAD_MATRIX=full`` runs all.
 """
 
 import itertools
 import math
-import os
-import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _matrix_cells import SAMPLE_EVERY
+from _matrix_cells import in_sample
 from _matrix_exact import K, _hermite
 from _matrix_ops import CORE, ORDER, estimate
 from _matrix_rules import ORDER_ERR, ZERO, Either, Exact, Raises
@@ -31,7 +29,6 @@ import repgrad as rg
 
 N = 8
 R = 256
-FULL = os.environ.get("REPGRAD_MATRIX", "sample") == "full"
 TARGET = np.array([1.0, 0.0, 1.0])
 
 
@@ -222,7 +219,7 @@ def _objective(model, baseline):
 @pytest.mark.parametrize("cell", CELLS, ids=[c[0] for c in CELLS])
 def test_graph_cell(cell):
     cell_id, model, baseline, exact_fn, theta, ops, declared = cell
-    if not (FULL or zlib.crc32(cell_id.encode()) % SAMPLE_EVERY == 0):
+    if not in_sample(cell_id):
         pytest.skip("outside the fixed sample: REPGRAD_MATRIX=full (make matrix) runs it")
     objective = _objective(model, baseline)
     op_fn = lambda op, key, t, w: estimate(op, lambda t_, w_: objective(t_, key, w_), None, None, t, w)
