@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench docs typecheck dist wheel-check clean
+.PHONY: demo test matrix lint bench docs typecheck dist wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=15 tests notebooks --nbmake
+
+# The whole statistical contract over every estimator x option x family x f x derivative order
+# (tests/test_matrix*.py; make test runs a fixed sample of it). Run by .ci/run after make test.
+matrix: $(STAMP)
+	REPGRAD_MATRIX=full $(PY) -m pytest -n 2 -q --durations=10 tests/test_matrix.py tests/test_matrix_graph.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
