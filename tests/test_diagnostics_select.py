@@ -73,6 +73,19 @@ def test_step_function_is_never_pathwise():
         assert "pathwise" not in choice.table.estimators
 
 
+def test_a_candidate_that_disagrees_with_the_others_is_never_chosen():
+    """where(x > 0, x + 1, x) jumps at 0, which the trace-time checks do not see (a smooth case
+    on each side): pathwise returns 1 with variance 0 and would win on variance × time, against
+    d/dμ E[f] = 1 + φ(μ). The other unbiased candidates outvote it."""
+    f = lambda x: jnp.where(x > 0.0, x + 1.0, x)
+    params = {"loc": jnp.float32(0.3), "scale": jnp.float32(1.0)}
+    choice = select_estimator(f, _normal, params, KEYS[0], candidates=["pathwise", "score:loo", "measure_valued"],
+                              budget_s=BUDGET, num_replicates=100)
+    assert choice.label != "pathwise", choice
+    assert "Not chosen, as biased here" in choice.reason and "pathwise" in choice.reason
+    assert any(n.startswith("not chosen pathwise") for n in choice.table.notes)
+
+
 @pytest.mark.slow
 def test_cos_at_large_k_is_not_pathwise():
     k = 8.0

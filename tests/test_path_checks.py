@@ -20,9 +20,11 @@ NORMAL = lambda p: rg.Normal(p, 1.0)
 STEP = lambda x, w: w * jnp.sum((x > 0).astype(jnp.float32))
 HEAVISIDE = lambda x, w: w * jnp.sum(jnp.heaviside(x, 0.5))
 PARTLY = lambda x, w: x[0] ** 2 + w * (x[1] > 0).astype(jnp.float32)  # smooth in x[0], a step in x[1]: a jump
+# a sawtooth: slope 1 between jumps, so pathwise said 1.0 (SE 0) where d/dμ E[x mod 1] ≈ 0
+MOD = lambda x, w: w * jnp.sum(jnp.mod(x, 1.0))
 
 
-@pytest.mark.parametrize("f", [STEP, HEAVISIDE, PARTLY], ids=["step", "heaviside", "partly-piecewise"])
+@pytest.mark.parametrize("f", [STEP, HEAVISIDE, PARTLY, MOD], ids=["step", "heaviside", "partly-piecewise", "mod"])
 @pytest.mark.parametrize(
     "run",
     [

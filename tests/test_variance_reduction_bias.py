@@ -286,6 +286,9 @@ EDGE_ESTIMATORS = {
     "uncoupled": lambda: rg.measure_valued(coupled=False),
     "delta": lambda: rg.measure_valued(control_variate=rg.delta_method()),
     "delta_optimal": lambda: rg.with_control_variate(rg.measure_valued(), rg.delta_method(coefficient="optimal")),
+    # σ'(θ) as p(1 − p): 1 − p rounded to 0 (float32) or to twice its value (float64) at the
+    # clipped logits of probs = 1, so the gradient was 0 or 2× the truth (z = −52)
+    "indecater": rg.indecater,
 }
 
 

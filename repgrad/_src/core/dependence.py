@@ -24,6 +24,7 @@ additive piecewise-constant part, or a jump kept through later operations). Rule
 - additive combinations (``add``, ``sub``, ``concatenate``, ``reduce_sum``, ...) of a
   piecewise-constant and a smooth operand are a jump; products are not (``x * (x > 0)`` is a
   ReLU, continuous);
+- ``rem`` (``jnp.mod``, ``%``, ``jnp.fmod``) of a smoothly varying x is a jump (a sawtooth);
 - a lookup with a data-dependent index into a constant table is piecewise constant;
 - everything else (including ``custom_jvp``/``custom_vjp`` functions, whose derivative is
   user-declared) takes the largest state of its inputs.
@@ -151,6 +152,8 @@ def _rule(env: _Env, eqn, name, ins):
     if name == "not" and _in(eqn.invars[0], env.ae):
         env.ae[eqn.outvars[0]] = not env.ae[eqn.invars[0]]
         return [env.none()]
+    if name == "rem":  # x mod c = x − c·trunc(x/c): a sawtooth, smooth between its jumps
+        return [tuple(JUMP if a in (SMOOTH, JUMP) else _mult((a, b)) for a, b in zip(*ins, strict=True))]
     if name in _ZERO_DERIVATIVE:
         return [tuple(_kill(s) for s in _combine(_mult, ins, env.n))] * n_out
     if name == "select_n":

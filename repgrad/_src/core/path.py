@@ -20,7 +20,8 @@ def path_message(state, what: str = "pathwise", instead: str = "") -> str:
     elif state == dependence.JUMP:
         why = (
             "f has a jump in x: a piecewise-constant term (a comparison, floor, round, astype(int), "
-            "argmax, ...) is added to the rest, e.g. x ** 2 + (x > 0); the pathwise derivative "
+            "argmax, ...) is added to the rest, e.g. x ** 2 + (x > 0), or x wraps around (x % c, "
+            "jnp.mod); the pathwise derivative "
             "misses the jump's contribution to ∇E[f], so the estimate would be biased"
         )
         hint = ""

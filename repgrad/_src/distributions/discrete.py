@@ -94,9 +94,11 @@ class Bernoulli(Distribution):
     ``probs`` stay right there (``probs``, ``mean()`` and ``variance()`` keep their derivatives
     at those logits too). Second derivatives at exactly 0 or 1 cannot be carried by float
     logits: they are NaN there (differentiate twice at probs inside (0, 1), or use ``logits=``).
-    At the edges, prefer ``measure_valued`` or ``enumeration``: score-function estimators (and
-    ARM/DisARM) stay unbiased there, but their whole gradient rides on the event of probability
-    3e-10 or 6e-8, so any affordable number of samples returns about 0.
+    At the edges, prefer ``measure_valued``, ``indecater`` or ``enumeration`` (they sum over
+    both values of each variable): estimators that must *sample* the rare value (score, ARM,
+    DisARM, REBAR/RELAX, double CV, RODEO, the unordered set and the sampled remainder of
+    ``rao_blackwell``) stay unbiased there, but the gradient in that coordinate rides on an
+    event of probability 3e-10 or 6e-8, so any affordable number of samples misses it.
     """
 
     _params = ("logits",)

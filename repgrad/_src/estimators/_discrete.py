@@ -78,6 +78,19 @@ def disarm_coefficient(theta, b, b_tilde):
     return jnp.where(b != b_tilde, sign, 0.0) * jax.nn.sigmoid(jnp.abs(jnp.broadcast_to(theta, b.shape)))
 
 
+def bernoulli_score(b, theta):
+    """∂/∂θ log Bern(b; σ(θ)) = b − σ(θ), written σ(−θ) where b = 1: 1 − σ(θ) rounds to 0 (or
+    to twice its value) at the clipped logits of probs = 1, and a pull-back onto ``probs``
+    divides by σ(θ)σ(−θ) exactly, so that rounding became a gradient of 0 or 2× the truth."""
+    theta = jnp.broadcast_to(theta, b.shape)
+    return jnp.where(b > 0, jax.nn.sigmoid(-theta), -jax.nn.sigmoid(theta))
+
+
+def bernoulli_variance(theta):
+    """σ(θ)(1 − σ(θ)) = σ(θ)σ(−θ), accurate at both edges (see ``bernoulli_score``)."""
+    return jax.nn.sigmoid(theta) * jax.nn.sigmoid(-theta)
+
+
 def check_temperature(temperature, name: str = "temperature"):
     if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         if not temperature > 0:

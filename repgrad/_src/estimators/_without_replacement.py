@@ -100,8 +100,7 @@ def score(tab: Table, theta, assign):
     Bernoulli, one_hot(x) − softmax(θ) for a Categorical."""
     lead = assign.shape[:-1]
     if tab.kind == "bernoulli":
-        p = jax.nn.sigmoid(theta)
-        return assign.reshape(lead + theta.shape).astype(theta.dtype) - jnp.broadcast_to(p, lead + theta.shape)
+        return _discrete.bernoulli_score(assign.reshape(lead + theta.shape), theta)
     probs = jax.nn.softmax(theta, axis=-1)
     hot = jax.nn.one_hot(assign.reshape(lead + theta.shape[:-1]), theta.shape[-1], dtype=theta.dtype)
     return hot - jnp.broadcast_to(probs, hot.shape)

@@ -93,7 +93,7 @@ def double_cv(*, alpha: float = 0.0) -> Estimator:
         values, grads, aux = values_and_input_grads(problem, b)
         f = _sg(values).astype(theta.dtype)
         gb = _sg(grads).astype(theta.dtype)
-        s = b - jnp.broadcast_to(p, b.shape)
+        s = _discrete.bernoulli_score(b, theta)
         g_loo = leave_one_out_mean(gb)
 
         def estimate(psi):
@@ -106,7 +106,7 @@ def double_cv(*, alpha: float = 0.0) -> Estimator:
             v = f + alpha * _sum_event(g_loo * s)
             weight = v - leave_one_out_mean(v)
             g = jnp.mean(_discrete.per_sample(weight, s) * s, axis=0)
-            return g - alpha * p * (1.0 - p) * jnp.mean(gb, axis=0)
+            return g - alpha * _discrete.bernoulli_variance(theta) * jnp.mean(gb, axis=0)
 
         def variance_objective(q):
             g = estimate(q)

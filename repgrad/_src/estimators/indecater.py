@@ -76,8 +76,8 @@ def indecater(*, chunk_size: int | None = None) -> Estimator:
         shift = (jnp.arange(num_values, dtype=jnp.int32)[None, None, :] - flat[:, :, None]) % num_values
         by_value = jnp.mean(jnp.take_along_axis(_sg(table), shift, axis=-1), axis=0)  # (D, K)
         if kind == "bernoulli":
-            p = jax.nn.sigmoid(theta.reshape(-1))
-            g = (p * (1.0 - p) * (by_value[:, 1] - by_value[:, 0]).astype(p.dtype)).reshape(theta.shape)
+            var = _discrete.bernoulli_variance(theta.reshape(-1))
+            g = (var * (by_value[:, 1] - by_value[:, 0]).astype(var.dtype)).reshape(theta.shape)
         else:
             probs = jax.nn.softmax(theta, axis=-1).reshape(size, num_values)
             # masked categories (probability 0) never enter, whatever f is there

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from ..core import kernels
 from ..core.estimator import Estimator, Out
+from . import _discrete
 from .double_cv import bernoulli_draw, leave_one_out_mean, values_and_input_grads
 
 _sg = jax.lax.stop_gradient
@@ -97,10 +98,9 @@ def rodeo(*, hidden: int = 100, seed: int = 0) -> Estimator:
         dtype = theta.dtype
         f = _sg(values).astype(dtype)
         bf, gb = b.reshape(n, -1), _sg(grads).astype(dtype).reshape(n, -1)  # (N, D)
-        pf = jnp.broadcast_to(p, b.shape).reshape(n, -1)
         size = bf.shape[1]
-        s = bf - pf
-        flip = pf * (1.0 - bf) + (1.0 - pf) * bf  # the probability of flipping each coordinate
+        s = _discrete.bernoulli_score(bf, jnp.broadcast_to(theta, b.shape).reshape(n, -1))
+        flip = jnp.abs(s)  # the probability of flipping each coordinate: σ(−θ) where b = 1, σ(θ) where 0
         # h_n's inputs: a[n, m] = ∇f(b_m)·(b_n − b_m), and for the neighbour flipping d,
         # a[n, m] + ∇f(b_m)_d (1 − 2 b_nd).
         cross = bf @ gb.T

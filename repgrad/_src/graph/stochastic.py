@@ -370,9 +370,15 @@ def stochastic(
     read), as numpyro's ``TraceGraph_ELBO`` does with provenance tracking. A cost that does
     not read a node gets no credit from it, wherever it is recorded.
     ``downstream="program_order"`` takes every node sampled before the cost was recorded
-    (never fewer nodes, so never biased, only noisier; no extra trace). Its value is the Monte Carlo mean of the total cost; ``jax.grad``,
-    ``jax.hessian``, ``jax.jvp`` of it estimate the derivatives of E[cost] without bias, with
-    pathwise derivatives through the pathwise nodes and through the costs.
+    (never fewer nodes, so never biased, only noisier; no extra trace). Its value is the Monte
+    Carlo mean of the total cost; ``jax.grad``, ``jax.hessian``, ``jax.jvp`` of it estimate the
+    derivatives of E[cost] without bias, with pathwise derivatives through the pathwise nodes
+    and through the costs.
+
+    Each run gets its own key, so randomness that is not a node (a noisy reward, a simulator)
+    can be drawn from it inside fn. With one stochastic node and a noisy f, the transforms do
+    the same with less machinery: ``rg.score_grad(f, dist, f_key=True)`` calls ``f(x, key_n)``
+    with a key per sample.
 
     Args:
       fn: ``fn(params, key, *args) -> scalar cost or None``, calling ``rg.sample`` and

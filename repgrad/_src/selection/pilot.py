@@ -254,19 +254,61 @@ def run(trials, params, key, args, *, budget_s: float, num_replicates: int, min_
                      notes=[f"excluded {label}: {w}" for label, w in excluded], seconds=seconds)
     # Compilation time per trial: of this pilot (0 where the cache had it compiled already).
     table = table._replace(summary=tuple(x._replace(compile_s=first_call_s[x.estimator]) for x in table.summary))
-    label, reason = choose(table, reference)
+    suspects = disagreeing([t.label for t in unbiased], m)
+    for lab, z, others in suspects:
+        table = table._replace(notes=tuple(table.notes) + (
+            f"not chosen {lab}: its mean disagrees with {others} (up to {z:.3g} SE); an unbiased estimator "
+            "cannot, so it is biased on this problem (a discontinuity it cannot see, or rounding)",))
+    label, reason = choose(table, reference, skip={lab for lab, _, _ in suspects})
     if m.stopped == "budget":
         reason += f" (budget_s cut the pilot to {m.replicates} of {num_replicates} gradients per candidate)"
     return Result(table, label, reason, excluded, compile_s, seconds)
+
+
+AGREEMENT_Z = 6.0  # per coordinate and pair: a false alarm is rare even over many coordinates
+
+
+def _flat(m, label):
+    leaves = jax.tree_util.tree_leaves(m.grads[m.labels.index(label)])
+    return np.concatenate([np.asarray(x, np.float64).reshape(m.replicates, -1) for x in leaves], axis=1)
+
+
+def disagreeing(labels, m):
+    """The unbiased candidates whose mean gradient differs, beyond ``AGREEMENT_Z`` standard
+    errors, from most of the others': ``(label, largest z, "a, b")`` each.
+
+    Unbiased estimators agree in expectation, so a candidate that stands apart is biased here:
+    e.g. pathwise through a discontinuity the trace-time checks missed, or a gradient that
+    rounding set to 0. Its low variance must not win. Needs at least two others to outvote it.
+    """
+    stats = {}
+    for lab in labels:
+        flat = _flat(m, lab)
+        mean = np.mean(flat, axis=0)
+        se = np.std(flat, axis=0, ddof=1) / math.sqrt(m.replicates)
+        if np.all(np.isfinite(mean)) and np.all(np.isfinite(se)):
+            stats[lab] = (mean, se)
+    out = []
+    for lab, (mean, se) in stats.items():
+        others = [o for o in stats if o != lab]
+        if len(others) < 2:
+            continue
+        zs = {}
+        for o in others:
+            mo, so = stats[o]
+            rounding = 1e-4 * (np.abs(mean) + np.abs(mo)) + 1e-7  # exact estimators differ by rounding
+            zs[o] = float(np.max(np.abs(mean - mo) / np.sqrt(se**2 + so**2 + rounding**2)))
+        apart = [o for o, z in zs.items() if z > AGREEMENT_Z]
+        if 2 * len(apart) > len(others):
+            out.append((lab, max(zs[o] for o in apart), ", ".join(apart)))
+    return out
 
 
 def _reference(m, unbiased) -> str:
     """The unbiased trial with the lowest finite variance: the reference of biased ones."""
     variances = {}
     for t in unbiased:
-        leaves = jax.tree_util.tree_leaves(m.grads[m.labels.index(t.label)])
-        flat = np.concatenate([np.asarray(x, np.float64).reshape(m.replicates, -1) for x in leaves], axis=1)
-        v = float(np.sum(np.var(flat, axis=0, ddof=1)))
+        v = float(np.sum(np.var(_flat(m, t.label), axis=0, ddof=1)))
         variances[t.label] = v if math.isfinite(v) else math.inf
     return min(variances, key=variances.get)
 
@@ -280,18 +322,28 @@ def cost_note(result: Result, pilot_s: float, compile_s: float) -> str:
     return cost
 
 
-def choose(table: ComparisonTable, reference):
+def choose(table: ComparisonTable, reference, skip=frozenset()):
     """The chosen label and a sentence: the best by variance (or MSE) × time; among those within
-    its uncertainty (ratio interval reaching 1), the fastest."""
-    finite = [s for s in table.summary if s.finite and math.isfinite(s.ratio)]
+    its uncertainty (ratio interval reaching 1), the fastest. ``skip``: labels never chosen
+    (unbiased candidates that disagree with the others)."""
+    finite = [s for s in table.summary if s.finite and math.isfinite(s.ratio) and s.estimator not in skip]
     if not finite:
-        raise ValueError("Every candidate returned NaN or infinite gradients on this problem: "
-                         + ", ".join(s.estimator for s in table.summary) + ". Check f and the params.")
-    best = next(s for s in finite if s.best)
-    close = [s for s in finite if s.best or s.ratio_lo <= 1.0]
+        raise ValueError("Every candidate returned NaN or infinite gradients on this problem, or disagreed "
+                         "with the others: " + ", ".join(s.estimator for s in table.summary)
+                         + ". Check f and the params.")
+    best = next((s for s in finite if s.best), None)
+    if best is None:  # the best was skipped: the lowest ratio left, alone (its interval was against another)
+        best = min(finite, key=lambda s: s.ratio)
+        close = [best]
+    else:
+        close = [s for s in finite if s.best or s.ratio_lo <= 1.0]
     pick = min(close, key=lambda s: s.time_per_grad)
     what = "MSE × time" if best.biased else "variance × time"
     others = sorted((s for s in finite if s.estimator != pick.estimator), key=lambda s: s.ratio)
+    if skip:
+        note = f" Not chosen, as biased here (their means disagree with the other candidates'): {', '.join(sorted(skip))}."
+    else:
+        note = ""
     if pick is best:
         if not others:
             return pick.estimator, f"{pick.estimator} is the only candidate measured."
@@ -307,4 +359,4 @@ def choose(table: ComparisonTable, reference):
                    f"Σ variance {pick.variance:.3g}.")
     if pick.rounding:
         reason += " Its variance is at float rounding level: it is exact here."
-    return pick.estimator, reason
+    return pick.estimator, reason + note
