@@ -151,3 +151,18 @@ def test_tfp_joint_distribution_named():
     f = lambda x: x["a"] ** 2 + x["b"]
     g = replicate(lambda k: rg.pathwise_grad(f, dist, num_samples=16)(jnp.float32(0.5), k), KEY, 200)
     assert_unbiased(g, 2 * 0.5 + 2.0)  # d/dθ (θ² + 1 + 2θ)
+
+
+def test_false_alarm_on_interp_names_the_opt_out():
+    """jnp.interp is continuous, but its table lookup plus slope reads as a jump: a refusal that
+    names the opt-out, never a wrong number; with it, the pathwise estimate is unbiased."""
+    xp = jnp.linspace(-3.0, 3.0, 7)
+    f = lambda x: jnp.sum(jnp.interp(x, xp, xp**2))
+    with pytest.raises(rg.ZeroGradientError, match=r"allow_zero_gradient=True"):
+        rg.pathwise_grad(f, NORMAL, num_samples=4)(MU, KEY)
+    fn = rg.grad(f, NORMAL, rg.pathwise(allow_zero_gradient=True), num_samples=16)
+    g = replicate(lambda k: fn(MU, k), KEY, 300)
+    # E[interp(x)] by quadrature on a fine grid (x ~ N(μ, 1)), differentiated in μ
+    grid = jnp.linspace(-9.0, 9.0, 20001)
+    expect = lambda m: jnp.sum(jnp.interp(grid, xp, xp**2) * jax.scipy.stats.norm.pdf(grid, m, 1.0)) * (grid[1] - grid[0])
+    assert_unbiased(g, np.array([jax.grad(expect)(m) for m in MU]))

@@ -24,7 +24,11 @@ def path_message(state, what: str = "pathwise", instead: str = "") -> str:
             "jnp.mod); the pathwise derivative "
             "misses the jump's contribution to ∇E[f], so the estimate would be biased"
         )
-        hint = ""
+        hint = (
+            " (If f is in fact continuous there — the check reads jnp.interp's table lookup plus "
+            "its slope, and jnp.piecewise's branches, as jumps — pass "
+            "rg.pathwise(allow_zero_gradient=True), which skips these checks.)"
+        )
     elif state == dependence.PIECEWISE:
         why = (
             "f is piecewise constant in x (e.g. a comparison, jnp.heaviside or .astype(int)), so "
