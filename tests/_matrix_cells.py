@@ -24,7 +24,7 @@ from typing import NamedTuple
 from _matrix_estimators import BASELINES, CVS, OPTION_VALUES, Variant, factories
 from _matrix_families import FAMILIES
 from _matrix_ops import CORE, FULL, INT_OPS, ORDER
-from _matrix_rules import ACCEPTS, LOG_WEIGHT, PATHWISE_TYPE, refusal
+from _matrix_rules import ACCEPTS, LOG_WEIGHT, PATHWISE_TYPE, optimal_coefficient, refusal
 
 CORE_FAMILIES = ("normal", "gamma", "laplace", "bernoulli_logits", "categorical", "categorical_masked", "poisson", "numpyro_pareto")
 THIRD = (("pathwise", ()), ("score", ()), ("score", (("baseline", "loo"),)), ("enumeration", ()), ("gumbel_softmax", ()))
@@ -77,13 +77,17 @@ def _families_for(v, default):
 
 
 def _fs(v, fam, default):
-    # Beyond the defaults a step f matters where the estimator differentiates f (pathwise type);
-    # a separable f (partial) for the measure-valued estimator, whose gradient is then deterministic.
-    extra = ("step",) if v.factory in PATHWISE_TYPE else ("partial",) if v.factory == "measure_valued" else ()
+    # Beyond the defaults a step f matters where the estimator differentiates f (pathwise type, and
+    # double CV / RODEO's control variates); a separable f (partial) for the measure-valued
+    # estimator, whose gradient is then deterministic.
+    extra = ("step",) if v.factory in PATHWISE_TYPE + ("double_cv", "rodeo") else ("partial",) if v.factory == "measure_valued" else ()
     extra = extra if fam.name in CORE_FAMILIES else ()
-    fs = fam.fs if default else tuple(k for k in fam.fs if k in ("smooth", "masked", "linear", "exp") + extra)
+    # f with a key of its own (f_key=True): every default variant; the optimal coefficient (it
+    # reruns the estimator per sample, with that sample's f key) on the core families.
+    noisy = ("noisy",) if "smooth" in fam.fs and (default or (optimal_coefficient(v) and fam.name in CORE_FAMILIES)) else ()
+    fs = fam.fs + noisy if default else tuple(k for k in fam.fs if k in ("smooth", "masked", "linear", "exp") + extra) + noisy
     if v.factory in LOG_WEIGHT:
-        fs = tuple(k for k in fs if k in ("smooth", "step", "masked"))
+        fs = tuple(k for k in fs if k in ("smooth", "step", "masked", "noisy"))
     if v.factory != "score" and not v.cv:
         fs = tuple(k for k in fs if k != "exp")  # the offset matters for baselines and coefficients
     return fs
@@ -143,6 +147,8 @@ def variants():
     for b in BASELINES[1:]:
         for cv in CVS:
             out.append((Variant("score", (("baseline", b), ("control_variate", cv))), False, CORE_FAMILIES))
+        for cv in ("delta_opt", "user_opt"):  # the wrapped form: refused where the baseline reads other samples
+            out.append((Variant("score", (("baseline", b),), wrap=cv), False, CORE_FAMILIES))
     return out
 
 
