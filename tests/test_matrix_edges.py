@@ -167,3 +167,25 @@ def test_kl_divergence_with_a_kernel_shaped_prior():
         assert "prior" in str(err), str(err)[:300]
         return
     assert np.isfinite(float(kl))
+
+
+# ------------------------------------------------------------------ REBAR with a step f
+
+
+@pytest.mark.parametrize("f", [lambda b, w: jnp.sum(w * (b > 0.5).astype(b.dtype)),
+                               lambda b, w: jnp.sum(w * jnp.heaviside(b - 0.5, jnp.asarray(0.5, b.dtype))),
+                               lambda b, w: w * (b[0] > 0.5).astype(b.dtype) + jnp.sum(w * b[1:] ** 2)],
+                         ids=["step", "heaviside", "jump"])
+def test_rebar_refuses_f_not_differentiable_at_relaxed_points(f):
+    """REBAR's control η f(σ_λ(z)) has no derivative through a step in f: the estimate was exactly 0
+    (a step at ½, where f(b) = f(σ_λ(z̃))) against ∂E/∂θ_j = w p_j(1 − p_j). θ derivatives are
+    refused; the value and its derivative in f's own argument stay exact."""
+    dist = lambda t: rg.Bernoulli(logits=t)
+    theta, w = jnp.array([0.4, -0.8, 1.2]), jnp.float32(0.8)
+    loss = rg.expectation(f, dist, rg.rebar(), num_samples=8)
+    psi = rg.rebar_init()
+    with pytest.raises(rg.ZeroGradientError, match="rebar"):
+        jax.grad(lambda t: loss(t, KEY, w, control_params=psi)[0])(theta)
+    exact = jax.grad(rg.expectation(f, dist, rg.enumeration()), argnums=2)(theta, KEY, w)
+    dw = replicate(lambda k: jax.grad(lambda w_: loss(theta, k, w_, control_params=psi)[0])(w), KEY, 512)
+    assert_unbiased(dw, exact, name="d/dw by REBAR")
