@@ -189,3 +189,20 @@ def test_rebar_refuses_f_not_differentiable_at_relaxed_points(f):
     exact = jax.grad(rg.expectation(f, dist, rg.enumeration()), argnums=2)(theta, KEY, w)
     dw = replicate(lambda k: jax.grad(lambda w_: loss(theta, k, w_, control_params=psi)[0])(w), KEY, 512)
     assert_unbiased(dw, exact, name="d/dw by REBAR")
+
+
+# ------------------------------------------------------------------ Gumbel-Rao with a masked category
+
+
+def test_gumbel_rao_masked_category_is_finite():
+    """A −inf logit (never drawn) made Gumbel-Rao's value and gradient NaN (its conditional noise
+    −inf − (−inf)); the value is the plain mean of f at the hard samples, the masked logit's
+    gradient 0."""
+    theta = jnp.array([[0.2, -0.5, -jnp.inf], [1.0, 0.3, -jnp.inf]])
+    dist = lambda p: rg.Categorical(logits=p)
+    f = lambda y: jnp.sum((y @ jnp.arange(3.0)) ** 2)
+    fn = rg.value_and_grad(f, dist, rg.gumbel_rao(), num_samples=8)
+    v, g = replicate(lambda k: fn(theta, k), KEY, 512)
+    assert np.all(np.isfinite(np.asarray(g))) and np.all(np.asarray(g)[:, :, 2] == 0.0)
+    exact = rg.expectation(lambda k: jnp.sum(k.astype(jnp.float32) ** 2), dist, rg.enumeration())(theta, KEY)
+    assert_unbiased(v, exact, name="Gumbel-Rao value, masked category")
