@@ -32,8 +32,9 @@ THIRD_FAMILIES = ("normal", "gamma", "laplace", "bernoulli_logits", "categorical
 REFUSAL_OPS = ("value", "grad_joint", "hess_args")
 # make test runs one statistical cell in SAMPLE_EVERY and one refusal-only cell (traced, never
 # compiled: ~20 ms) in REFUSAL_EVERY, by a stable hash of the id; a statistical cell costs 1-10 s
-# of CPU, mostly compiling (measured: 2.5 s on average), so the sample stays near a minute on 2 cores.
-SAMPLE_EVERY = 64
+# of CPU, mostly compiling (measured: 2.5 s on average), so the sample stays near a minute on 2 cores
+# (measured with the graph, edge and log_prob files: 157 CPU-s at SAMPLE_EVERY = 64).
+SAMPLE_EVERY = 96
 REFUSAL_EVERY = 4
 
 
