@@ -24,13 +24,18 @@ from typing import NamedTuple
 from _matrix_estimators import BASELINES, CVS, OPTION_VALUES, Variant, factories
 from _matrix_families import FAMILIES
 from _matrix_ops import CORE, FULL, INT_OPS, ORDER
-from _matrix_rules import ACCEPTS, LOG_WEIGHT, PATHWISE_TYPE, refusal
+from _matrix_rules import ACCEPTS, LOG_WEIGHT, PATHWISE_TYPE, optimal_coefficient, refusal
 
 CORE_FAMILIES = ("normal", "gamma", "laplace", "bernoulli_logits", "categorical", "categorical_masked", "poisson", "numpyro_pareto")
 THIRD = (("pathwise", ()), ("score", ()), ("score", (("baseline", "loo"),)), ("enumeration", ()), ("gumbel_softmax", ()))
 THIRD_FAMILIES = ("normal", "gamma", "laplace", "bernoulli_logits", "categorical")
 REFUSAL_OPS = ("value", "grad_joint", "hess_args")
-SAMPLE_EVERY = 16  # make test runs one statistical cell in SAMPLE_EVERY (by a stable hash of its id)
+# make test runs one statistical cell in SAMPLE_EVERY and one refusal-only cell (traced, never
+# compiled: ~20 ms) in REFUSAL_EVERY, by a stable hash of the id; a statistical cell costs 1-10 s
+# of CPU, mostly compiling (measured: 2.5 s on average), so the sample stays near a minute on 2 cores
+# (measured with the graph, edge and log_prob files: 157 CPU-s at SAMPLE_EVERY = 64).
+SAMPLE_EVERY = 96
+REFUSAL_EVERY = 4
 
 
 class Cell(NamedTuple):
@@ -46,19 +51,20 @@ class Cell(NamedTuple):
         third = "|third" if self.ops == ("third",) else ""
         return f"{self.variant.id}|{self.family}|{self.f}{third}"
 
-    def in_sample(self):
-        return in_sample(self.id)
+    def in_sample(self, refusal_only=False):
+        return in_sample(self.id, REFUSAL_EVERY if refusal_only else SAMPLE_EVERY)
 
 
-def in_sample(cell_id):
-    """Whether ``make test`` runs this statistical cell: ``REPGRAD_MATRIX`` = ``full`` (every cell),
-    ``sample`` (the default: the cells whose id hashes into slice 0 of ``SAMPLE_EVERY``) or
-    ``slice:k`` (slice k; slices 0..SAMPLE_EVERY-1 together are the full matrix)."""
+def in_sample(cell_id, every=SAMPLE_EVERY):
+    """Whether this run checks the cell: ``REPGRAD_MATRIX`` = ``full`` (every cell), ``sample``
+    (the default, ``make test``: the cells whose id hashes into slice 0 of ``every``) or
+    ``slice:k`` (slice k of ``SAMPLE_EVERY``; slices 0..SAMPLE_EVERY-1 together are the full matrix)."""
     mode = os.environ.get("REPGRAD_MATRIX", "sample")
     if mode == "full":
         return True
-    k = int(mode.removeprefix("slice:")) if mode.startswith("slice:") else 0
-    return zlib.crc32(cell_id.encode()) % SAMPLE_EVERY == k
+    if mode.startswith("slice:"):
+        return zlib.crc32(cell_id.encode()) % SAMPLE_EVERY == int(mode.removeprefix("slice:"))
+    return zlib.crc32(cell_id.encode()) % every == 0
 
 
 def _families_for(v, default):
@@ -77,13 +83,17 @@ def _families_for(v, default):
 
 
 def _fs(v, fam, default):
-    # Beyond the defaults a step f matters where the estimator differentiates f (pathwise type);
-    # a separable f (partial) for the measure-valued estimator, whose gradient is then deterministic.
-    extra = ("step",) if v.factory in PATHWISE_TYPE else ("partial",) if v.factory == "measure_valued" else ()
+    # Beyond the defaults a step f matters where the estimator differentiates f (pathwise type, and
+    # double CV / RODEO's control variates); a separable f (partial) for the measure-valued
+    # estimator, whose gradient is then deterministic.
+    extra = ("step",) if v.factory in PATHWISE_TYPE + ("double_cv", "rodeo") else ("partial",) if v.factory == "measure_valued" else ()
     extra = extra if fam.name in CORE_FAMILIES else ()
-    fs = fam.fs if default else tuple(k for k in fam.fs if k in ("smooth", "masked", "linear", "exp") + extra)
+    # f with a key of its own (f_key=True): every default variant; the optimal coefficient (it
+    # reruns the estimator per sample, with that sample's f key) on the core families.
+    noisy = ("noisy",) if "smooth" in fam.fs and (default or (optimal_coefficient(v) and fam.name in CORE_FAMILIES)) else ()
+    fs = fam.fs + noisy if default else tuple(k for k in fam.fs if k in ("smooth", "masked", "linear", "exp") + extra) + noisy
     if v.factory in LOG_WEIGHT:
-        fs = tuple(k for k in fs if k in ("smooth", "step", "masked"))
+        fs = tuple(k for k in fs if k in ("smooth", "step", "masked", "noisy"))
     if v.factory != "score" and not v.cv:
         fs = tuple(k for k in fs if k != "exp")  # the offset matters for baselines and coefficients
     return fs
@@ -143,6 +153,8 @@ def variants():
     for b in BASELINES[1:]:
         for cv in CVS:
             out.append((Variant("score", (("baseline", b), ("control_variate", cv))), False, CORE_FAMILIES))
+        for cv in ("delta_opt", "user_opt"):  # the wrapped form: refused where the baseline reads other samples
+            out.append((Variant("score", (("baseline", b),), wrap=cv), False, CORE_FAMILIES))
     return out
 
 

@@ -23,7 +23,8 @@ def relax_control(z, psi, w):
 
 
 CVS = ("delta", "delta_dp", "user", "user_softmax", "delta_opt", "user_opt", "user_softmax_opt")
-BASELINES = (None, "loo", "moving_average", "optimal", "optimal_fresh", "optimal_same")
+# optimal_baseline("same") was removed from the library (biased); "optimal" is optimal_baseline("loo").
+BASELINES = (None, "loo", "moving_average", "optimal", "optimal_fresh")
 
 OPTION_VALUES = {
     "pathwise": {"allow_zero_gradient": (False, True), "control_variate": (None,) + CVS},
@@ -38,10 +39,16 @@ OPTION_VALUES = {
     "rebar": {"eta": (1.0, 0.5), "temperature": (0.5, 0.3)},
     "relax": {"control": ("relax_control",)},
     "enumeration": {"max_configurations": (4096, 4)},
+    "indecater": {"chunk_size": (None, 3)},
+    "double_cv": {"alpha": (0.0, 0.7)},  # the initial α of control_init(), which the cells are called with
+    "rodeo": {"hidden": (100, 8), "seed": (0, 1)},
+    "unordered_set": {"k": (4, 2)},
+    "rao_blackwell": {"k": (4, 1)},
+    "gumbel_rao": {"temperature": (1.0, 0.5), "num_gumbels": (10, 1)},
 }
 
 # Factories whose samples reach f as one-hot vectors for a Categorical (relaxations).
-ONEHOT = ("gumbel_softmax", "straight_through", "rebar", "relax")
+ONEHOT = ("gumbel_softmax", "straight_through", "rebar", "relax", "gumbel_rao")
 
 
 def factories():
@@ -129,6 +136,13 @@ def build(variant, family):
     return est
 
 
+# Learned control parameters away from their trivial start (RODEO's α = β = 0 is REINFORCE with a
+# leave-one-out baseline): the estimators are unbiased for every value, which is what is checked.
+CONTROL_PARAMS = {
+    "rodeo": lambda psi: dict(psi, alpha=jnp.float32(0.4), beta=jnp.float32(0.8)),
+}
+
+
 def call_inputs(est, variant):
     """Keyword inputs of a call: a moving-average state that has seen earlier calls, ψ."""
     kw = {}
@@ -136,5 +150,8 @@ def call_inputs(est, variant):
         state = est.init()
         kw["baseline_state"] = state._replace(value=jnp.asarray(0.5, state.value.dtype), count=jnp.asarray(3, state.count.dtype))
     if est.control_init is not None:
-        kw["control_params"] = jnp.float32(0.5) if variant.factory == "relax" else est.control_init()
+        if variant.factory == "relax":  # ψ belongs to the user (control_init() raises, naming the fix)
+            kw["control_params"] = jnp.float32(0.5)
+        else:
+            kw["control_params"] = CONTROL_PARAMS.get(variant.factory, lambda psi: psi)(est.control_init())
     return kw

@@ -17,22 +17,27 @@ The rules, in order:
 1. **Which families.** pathwise: reparameterizable; score, VIMCO: any fixed support (a support
    that moves with a parameter — Uniform, Pareto(scale=θ), TruncatedNormal(low=θ) — is
    refused); measure-valued: repgrad's Normal, MVNDiag, Gamma, Exponential, Poisson,
-   Bernoulli, Categorical; ARM/DisARM/multi-sample DisARM: Bernoulli; Gumbel-softmax,
-   straight-through, REBAR, RELAX, enumeration: Bernoulli or Categorical. Outside: ``TypeError``.
+   Bernoulli, Categorical; ARM/DisARM/multi-sample DisARM, double CV, RODEO: Bernoulli;
+   Gumbel-softmax, straight-through, Gumbel-Rao, REBAR, RELAX, IndeCateR, unordered set,
+   Rao-Blackwellized top-k, enumeration: Bernoulli or Categorical. Outside: ``TypeError``.
    ``enumeration(max_configurations=4)`` on more configurations: ``ValueError``.
 2. **Variance reduction.** ``delta_method``: repgrad's factorized families with mean() and
    variance() (not Categorical, Dirichlet, MultivariateNormalTri, peers): ``TypeError``
    elsewhere. ``baseline="optimal"`` and ``rg.score``'s ``coefficient="optimal"``: repgrad's
    factorized families, ``TypeError`` elsewhere; the score's optimal coefficient with an optimal
    baseline: ``TypeError``. ``with_control_variate`` refuses enumeration and the log-weight
-   estimators (VIMCO, multi-sample DisARM); its ``coefficient="optimal"`` refuses stateful
-   estimators and learned control variates (REBAR, RELAX): ``TypeError``.
+   estimators (VIMCO, multi-sample DisARM); its ``coefficient="optimal"`` runs the estimator one
+   sample at a time and so refuses stateful estimators, learned control variates (REBAR, RELAX,
+   double CV, RODEO) and estimators that need several samples per call (a score function with
+   a leave-one-out or optimal baseline, double CV, RODEO): ``TypeError``.
 3. **f.** An integer-valued f is refused with a ``TypeError`` naming the cast, or accepted
    with a correct estimate; pathwise-type estimators (pathwise, Gumbel-softmax,
    straight-through) refuse it. A step f (``>``, ``jnp.heaviside``, or a step in one
    coordinate) under a pathwise-type estimator raises ``rg.ZeroGradientError`` for every
    derivative involving θ — also with a control variate and in ``argnums=(0, 2)``, ``jvp``,
-   ``value_and_grad``; ``allow_zero_gradient=True`` opts out (documented). REBAR, whose control
+   ``value_and_grad``; ``allow_zero_gradient=True`` opts out (documented). Gumbel-Rao is a
+   straight-through estimator: the same. Double CV and RODEO differentiate f at the binary
+   points only for their control variate: with a step f they stay exact. REBAR, whose control
    variate η f(σ_λ(z)) needs f differentiable at relaxed points, refuses it the same way or is
    exact. A masked f (−inf
    only at a never-drawn category) is exact and finite.
@@ -41,15 +46,17 @@ The rules, in order:
    every order (pathwise, score with no/loo/moving-average baseline and numeric control
    variates, Gumbel-softmax's relaxed objective, enumeration) estimate them; first-order
    estimators (measure-valued, ARM, DisARM, multi-sample DisARM, VIMCO, REBAR, RELAX,
-   straight-through, the optimal baseline and coefficient) raise ``rg.DerivativeOrderError``.
+   straight-through, Gumbel-Rao, IndeCateR, double CV, RODEO, unordered set, Rao-Blackwellized
+   top-k, the optimal baseline and coefficient) raise ``rg.DerivativeOrderError``.
    The score function in a parameter its log-density is only once differentiable in
    (Laplace's loc: a kink at x = loc) raises ``DerivativeOrderError`` for θθ derivatives
    (mixed θ–w ones are first order in θ: refused or exact). A peer library's sampler under
    the pathwise estimator: higher derivatives exact or refused with a ``TypeError``.
 5. **Biased by design.** Gumbel-softmax: exact for the relaxed objective (Bernoulli; checked
-   by quadrature), unchecked for Categorical; straight-through: value and w-derivatives exact,
-   θ-gradient biased; ``optimal_baseline("same")``: O(1/N) bias; a control variate added to a
-   relaxation mixes discrete and relaxed expectations.
+   by quadrature), unchecked for Categorical; straight-through and Gumbel-Rao (its conditional
+   expectation, ``Estimator.biased``): value and w-derivatives exact, θ-gradient biased (only
+   checked finite); a control variate added to a relaxation mixes discrete and relaxed
+   expectations.
 6. **Support edges.** Bernoulli(probs=0 or 1): only exact estimators (enumeration,
    measure-valued) can check a first derivative there — the other outcome has probability
    3e-10 — and second derivatives there are documented NaN.
@@ -88,9 +95,12 @@ ZERO = (rg.ZeroGradientError,)
 ORDER_ERR = (rg.DerivativeOrderError,)
 SPECIFIC = (rg.ZeroGradientError, rg.DerivativeOrderError)
 
-PATHWISE_TYPE = ("pathwise", "gumbel_softmax", "straight_through")
+PATHWISE_TYPE = ("pathwise", "gumbel_softmax", "straight_through", "gumbel_rao")
+# Learned control parameters (``Estimator.control_init``): ψ is an input of every call.
+LEARNED = ("rebar", "relax", "double_cv", "rodeo")
 LOG_WEIGHT = ("vimco", "disarm_multisample")
-FIRST_ORDER = ("measure_valued", "arm", "disarm", "disarm_multisample", "vimco", "rebar", "relax", "straight_through")
+FIRST_ORDER = ("measure_valued", "arm", "disarm", "disarm_multisample", "vimco", "rebar", "relax", "straight_through",
+               "gumbel_rao", "indecater", "double_cv", "rodeo", "unordered_set", "rao_blackwell")
 DISCRETE = ("bernoulli", "categorical")
 ACCEPTS = {  # rule 1
     "pathwise": lambda fam: fam.reparameterized,
@@ -105,11 +115,19 @@ ACCEPTS = {  # rule 1
     "rebar": lambda fam: fam.kind in DISCRETE,
     "relax": lambda fam: fam.kind in DISCRETE,
     "enumeration": lambda fam: fam.kind in DISCRETE,
+    "indecater": lambda fam: fam.kind in DISCRETE,
+    "double_cv": lambda fam: fam.kind == "bernoulli",
+    "rodeo": lambda fam: fam.kind == "bernoulli",
+    "unordered_set": lambda fam: fam.kind in DISCRETE,
+    "rao_blackwell": lambda fam: fam.kind in DISCRETE,
+    "gumbel_rao": lambda fam: fam.kind in DISCRETE,
 }
 
 
 def straight_through(v):
-    return v.factory == "straight_through" or (v.factory == "gumbel_softmax" and v.opts.get("straight_through"))
+    """A straight-through gradient: hard sample forward, a relaxed sample's derivative backward
+    (Gumbel-Rao is its conditional expectation given the hard sample: the same bias)."""
+    return v.factory in ("straight_through", "gumbel_rao") or (v.factory == "gumbel_softmax" and v.opts.get("straight_through"))
 
 
 def relaxed(v):
@@ -151,12 +169,15 @@ def refusal(v, fam):
     if v.wrap and (v.factory == "enumeration" or v.factory in LOG_WEIGHT):
         return plain("with_control_variate refuses enumeration and log-weight estimators")
     if optimal_coefficient(v):
-        if v.factory == "score" and optimal_baseline(v):
+        if v.factory == "score" and optimal_baseline(v) and not v.wrap:
             return plain("an optimal coefficient with an optimal baseline")
         if v.factory == "score" and not v.wrap and not (fam.factorized and fam.lib == "repgrad"):
             return plain("the score's optimal coefficient needs elementwise scores")
-        if v.factory in ("rebar", "relax"):
+        if v.factory in LEARNED:
             return plain("the optimal coefficient runs the estimator per sample: no learned control variate")
+        if v.wrap and v.factory == "score" and v.opts.get("baseline") not in (None, "optimal_fresh"):
+            # moving_average: stateful; loo and optimal (= optimal_baseline("loo")): read the other samples
+            return plain("with_control_variate's optimal coefficient runs the estimator one sample at a time")
     return None
 
 
@@ -167,9 +188,14 @@ def mode_of(v):
 def expected(v, fam, fkind, ops):
     """{op: outcome} for the cell (rules 1–6)."""
     refused = refusal(v, fam)
-    if refused is not None:
-        return {op: refused for op in ops}
     mode = mode_of(v)
+    if refused is not None:
+        if fam.moving_support and uses_score(v):
+            # rule 1: the score function refuses a moving support when θ is differentiated; the
+            # value and f's own derivatives are plain Monte Carlo means (exact there, or refused)
+            plain = Either((TypeError,), "no θ derivative of a moving support", None if mode == "bound" else mode)
+            return {op: plain if ORDER[op] in ("value", "ww") else refused for op in ops}
+        return {op: refused for op in ops}
     out = {}
     for op in ops:
         outcome = _expected_op(v, fam, fkind, ORDER[op], mode)
@@ -220,6 +246,4 @@ def _expected_op(v, fam, fkind, order, mode):
         return Biased("a control variate on a relaxation")
     if straight_through(v) and order == "first":
         return Biased("straight-through: biased gradient")
-    if v.opts.get("baseline") == "optimal_same" and order == "first":
-        return Biased("optimal_baseline('same'): O(1/N) bias")
     return Exact(mode)

@@ -44,6 +44,9 @@ def _exact_fn(cell, fam, mode):
 
         def bound(theta, w):
             pts, probs = fs.support(fam, theta)
+            if kind == "noisy":  # f's own noise is part of each sample: enumerate it too
+                pts, probs = fs.with_noise(pts, probs)
+                return ex.k_sample_bound(pts, probs, lambda p: fs.noisy_log_weight(fam, p, w), cell.num_samples)
             return ex.k_sample_bound(pts, probs, lambda x: fs.body(kind, fam, x, w), cell.num_samples)
 
         return bound
@@ -69,10 +72,10 @@ def _strip(out, est):
 
 def _objectives(cell, fam, est, kw):
     f = fs.make_f(cell.f, fam, cell.variant.onehot)
-    n = cell.num_samples
-    loss = rg.expectation(f, fam.build, est, num_samples=n)
-    grad = rg.grad(f, fam.build, est, num_samples=n)
-    vgrad = rg.value_and_grad(f, fam.build, est, num_samples=n)
+    n, f_key = cell.num_samples, cell.f == "noisy"
+    loss = rg.expectation(f, fam.build, est, num_samples=n, f_key=f_key)
+    grad = rg.grad(f, fam.build, est, num_samples=n, f_key=f_key)
+    vgrad = rg.value_and_grad(f, fam.build, est, num_samples=n, f_key=f_key)
     extra = lambda out: _strip(out, est) if kw else out
     L = lambda key: lambda t, w: extra(loss(t, key, w, **kw))
     G = lambda key: lambda t, w: extra(grad(t, key, w, **kw))
@@ -208,6 +211,8 @@ def _exact_values(cell, fam, mode):
     """{op: exact value} for every operator, computed once per (family, f, mode, N, τ)."""
     tau = cell.variant.opts.get("temperature", 1.0) if mode == "relaxed" else None
     same = {"heaviside": "step", "masked": "smooth"}  # equal in expectation
+    if mode != "bound":
+        same["noisy"] = "smooth"  # (not E log mean exp: the noise is inside the log)
     key = (fam.name, same.get(cell.f, cell.f), mode, cell.num_samples if mode == "bound" else None, tau)
     if key not in _EXACT_CACHE:
         ops = [op for op in ORDER if op != "third" or fam.name in THIRD_FAMILIES]

@@ -167,3 +167,42 @@ def test_kl_divergence_with_a_kernel_shaped_prior():
         assert "prior" in str(err), str(err)[:300]
         return
     assert np.isfinite(float(kl))
+
+
+# ------------------------------------------------------------------ REBAR with a step f
+
+
+@pytest.mark.parametrize("f", [lambda b, w: jnp.sum(w * (b > 0.5).astype(b.dtype)),
+                               lambda b, w: jnp.sum(w * jnp.heaviside(b - 0.5, jnp.asarray(0.5, b.dtype))),
+                               lambda b, w: w * (b[0] > 0.5).astype(b.dtype) + jnp.sum(w * b[1:] ** 2)],
+                         ids=["step", "heaviside", "jump"])
+def test_rebar_refuses_f_not_differentiable_at_relaxed_points(f):
+    """REBAR's control η f(σ_λ(z)) has no derivative through a step in f: the estimate was exactly 0
+    (a step at ½, where f(b) = f(σ_λ(z̃))) against ∂E/∂θ_j = w p_j(1 − p_j). θ derivatives are
+    refused; the value and its derivative in f's own argument stay exact."""
+    dist = lambda t: rg.Bernoulli(logits=t)
+    theta, w = jnp.array([0.4, -0.8, 1.2]), jnp.float32(0.8)
+    loss = rg.expectation(f, dist, rg.rebar(), num_samples=8)
+    psi = rg.rebar_init()
+    with pytest.raises(rg.ZeroGradientError, match="rebar"):
+        jax.grad(lambda t: loss(t, KEY, w, control_params=psi)[0])(theta)
+    exact = jax.grad(rg.expectation(f, dist, rg.enumeration()), argnums=2)(theta, KEY, w)
+    dw = replicate(lambda k: jax.grad(lambda w_: loss(theta, k, w_, control_params=psi)[0])(w), KEY, 512)
+    assert_unbiased(dw, exact, name="d/dw by REBAR")
+
+
+# ------------------------------------------------------------------ Gumbel-Rao with a masked category
+
+
+def test_gumbel_rao_masked_category_is_finite():
+    """A −inf logit (never drawn) made Gumbel-Rao's value and gradient NaN (its conditional noise
+    −inf − (−inf)); the value is the plain mean of f at the hard samples, the masked logit's
+    gradient 0."""
+    theta = jnp.array([[0.2, -0.5, -jnp.inf], [1.0, 0.3, -jnp.inf]])
+    dist = lambda p: rg.Categorical(logits=p)
+    f = lambda y: jnp.sum((y @ jnp.arange(3.0)) ** 2)
+    fn = rg.value_and_grad(f, dist, rg.gumbel_rao(), num_samples=8)
+    v, g = replicate(lambda k: fn(theta, k), KEY, 512)
+    assert np.all(np.isfinite(np.asarray(g))) and np.all(np.asarray(g)[:, :, 2] == 0.0)
+    exact = rg.expectation(lambda k: jnp.sum(k.astype(jnp.float32) ** 2), dist, rg.enumeration())(theta, KEY)
+    assert_unbiased(v, exact, name="Gumbel-Rao value, masked category")

@@ -72,7 +72,9 @@ def gumbel_rao(*, temperature: float | jax.Array = 1.0, num_gumbels: int = 10) -
             hard = jax.nn.one_hot(jnp.argmax(th + _discrete.gumbel(u), axis=-1), logits.shape[-1], dtype=logits.dtype)
         # K draws of the noise given the hard sample, at ⊥θ: z̃ − θ is held fixed below.
         noise = jax.vmap(lambda vk: _reparameterize(kind, theta, u, vk, hard)[1] - th)(v)
-        noise = _sg(noise)
+        # A masked category (logit −inf, never drawn) has noise −inf − (−inf) = NaN, which made the
+        # forward value NaN through soft − ⊥soft; any finite noise leaves its softmax weight at 0.
+        noise = _sg(jnp.where(jnp.broadcast_to(jnp.isneginf(th), noise.shape), 0.0, noise))
         if kind == "bernoulli":
             soft = jnp.mean(jax.nn.sigmoid((jnp.broadcast_to(logits, noise.shape) + noise) / temperature), axis=0)
         else:

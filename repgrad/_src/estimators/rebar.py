@@ -7,9 +7,19 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ..core import dependence, kernels, path
 from ..core.estimator import Estimator
 from . import _discrete
 from .relax import conditional_surrogate
+
+# f at relaxed points carries the control variate's derivative: a step or a jump in f has none
+# there, so η ∇f(σ_λ(z)) misses the jump's mass and ĝ is biased (0 for a step at ½).
+_NOT_DIFFERENTIABLE = (dependence.PIECEWISE, dependence.JUMP)
+_INSTEAD = (
+    "REBAR's control variate η f(σ_λ(z)) needs f differentiable at relaxed points; use rg.relax(control) "
+    "with a control of your own, or an unbiased discrete estimator (rg.disarm(), rg.score(baseline='loo'), "
+    "rg.indecater(), rg.enumeration())."
+)
 
 
 def rebar_control(f, *, categorical: bool, has_aux: bool = False):
@@ -87,7 +97,22 @@ def rebar(*, eta: float = 1.0, temperature: float = 0.5) -> Estimator:
     def make_control(kind, problem):
         return _keyed_control(problem.f, categorical=kind == "categorical", has_aux=problem.has_aux)
 
-    surrogate = conditional_surrogate("rebar", make_control)
+    conditional = conditional_surrogate("rebar", make_control)
+
+    def surrogate(problem, d, key, state, psi):
+        out = conditional(problem, d, key, state, psi)
+        # f read from its jaxpr at one relaxed point (a one-hot row for Categorical: the logits' shape)
+        logits = jnp.asarray(d.logits)
+        state_f = dependence.in_samples(problem.source_f, jnp.zeros((1,) + logits.shape, logits.dtype),
+                                        problem.args, problem.take_keys(0))
+        if state_f not in _NOT_DIFFERENTIABLE:
+            return out
+        message = path.path_message(state_f, "rebar", _INSTEAD)
+        params = kernels.dist_params(d, problem.params)
+        # refused only when θ is differentiated: the value and f's own derivatives stay exact
+        loss = kernels.require_path_derivative(out.loss, None, params, message, refused=True, structural=False)
+        return out._replace(loss=loss)
+
     return Estimator(
         "rebar", surrogate, control_init=lambda: rebar_init(eta, temperature), max_order=1, family="discrete"
     )
