@@ -60,8 +60,10 @@ def control_variate(h, expected_value, *, coefficient=1.0) -> ControlVariate:
     with any other estimator a_j and v_j come from running it one sample at a time (see
     ``repgrad.with_control_variate``). Where the control variate's estimate has no randomness
     (v_j is rounding noise: e.g. a measure-valued estimate of a separable h on a Bernoulli),
-    c_j is 0. The reported value is the plain mean of f, and gradients w.r.t. f's own args
-    are not affected (the control variate sees them stop-gradient).
+    c_j is 0. The reported value is unbiased for E[f]: with a fixed coefficient, the
+    estimator's value of f − c·h plus c·E[h]; with the optimal one, the plain mean of f.
+    Gradients w.r.t. f's own args are not affected (the control variate sees them
+    stop-gradient).
 
     Args:
       h: ``h(x, *args)`` returning a scalar for one sample (same args as f); must not
