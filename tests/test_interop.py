@@ -366,3 +366,20 @@ def test_peer_objects_in_expectation():
         g_fn = jax.jit(rg.pathwise_grad(f, dist, num_samples=N))(params, jax.random.key(5))
     for name in params:
         np.testing.assert_allclose(g_loss[name], g_fn[name], rtol=1e-6, atol=1e-6)
+
+
+def test_tfp_implicit_samplers_are_first_order():
+    """TFP's Gamma sampler differentiates by implicit reparameterization at first order only:
+    pathwise Hessians through it were 36% off (z = 13 against the closed form) and grad of grad
+    raised inside TFP; repgrad refuses both, and Hessians in f's own arguments still work."""
+    tfd = _import_peer("tensorflow_probability.substrates.jax").distributions
+    theta, w = _f32(2.0, 1.5), jnp.float32(1.2)
+    with peer_promotion():
+        loss = rg.expectation(lambda x, w: w**2 * jnp.sum(jnp.cos(x)), lambda t: tfd.Gamma(t[0], t[1]), "pathwise",
+                              num_samples=8)
+        assert np.all(np.isfinite(jax.grad(loss)(theta, jax.random.key(0), w)))
+        with pytest.raises(rg.DerivativeOrderError, match="TFP's Gamma"):
+            jax.hessian(loss)(theta, jax.random.key(0), w)
+        with pytest.raises(rg.DerivativeOrderError, match="rg.Gamma"):  # TFP's own error before
+            jax.grad(lambda t: jnp.sum(jax.grad(loss)(t, jax.random.key(0), w)))(theta)
+        assert np.isfinite(jax.hessian(loss, argnums=2)(theta, jax.random.key(0), w))

@@ -204,6 +204,11 @@ def first_order(x, name: str, watch=()):
     return _first_order_value(order_error(name), x, _inexact_leaves(watch))
 
 
+def first_order_value(x, error: Exception):
+    """``x`` unchanged, with its first derivative; differentiating it twice raises ``error``."""
+    return _first_order_value(error, x, ())
+
+
 def _inexact_leaves(tree):
     """The floating-point array leaves of ``tree`` (f's arguments may hold anything else too)."""
     leaves = jax.tree_util.tree_leaves(tree)

@@ -102,7 +102,22 @@ def draw_reparameterized(d, key, num_samples: int, estimator: str = "pathwise_gr
     x = draw(d, key, num_samples, reparameterized=True)
     if rep is None and not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise not_reparameterized_error(d, estimator)
+    if _tfp_implicit(d):
+        x = kernels.first_order_value(x, kernels.DerivativeOrderError(
+            f"{estimator} through TFP's {type(d).__name__} sampler: its implicit-reparameterization "
+            "derivatives are right at first order only (second derivatives of a TFP Gamma's draws were "
+            "36% off, and grad of grad raises inside TFP). For Hessians use repgrad's own family "
+            f"(rg.{type(d).__name__}, exact at every order) or numpyro's, or score/enumeration."))
     return x
+
+
+# TFP samplers differentiated by implicit reparameterization (a gamma draw inside): their
+# custom gradients are first order only.
+_TFP_IMPLICIT = ("Gamma", "Beta", "Dirichlet", "Chi2", "InverseGamma", "Kumaraswamy", "StudentT")
+
+
+def _tfp_implicit(d) -> bool:
+    return type(d).__module__.startswith("tensorflow_probability") and type(d).__name__ in _TFP_IMPLICIT
 
 
 def support_depends_on_params(d) -> bool:
