@@ -49,7 +49,8 @@ def with_control_variate(estimator: Estimator, control_variate) -> Estimator:
     keeps whatever derivative orders the estimator supports (the second term is exact).
     The reported value is the estimator's value of f − c·h plus c·E[h]: unbiased for E[f]
     (with a plain-mean estimator it is the control-variate estimate of E[f]; the set estimators
-    weight their points, so a plain mean of every f evaluated would be biased).
+    weight their points, so a plain mean of every f evaluated would be biased). A biased
+    relaxation (Gumbel-softmax) reports its plain mean of f, the relaxed objective's value.
 
     Args:
       estimator: an ``Estimator`` value (e.g. ``rg.measure_valued()``).
@@ -90,11 +91,16 @@ def with_control_variate(estimator: Estimator, control_variate) -> Estimator:
             return fx - c * jnp.asarray(h(x)).astype(fx.dtype), (fx, aux)
 
         out = estimator.surrogate(problem.replace_f(residual, has_aux=True), d, key, state, control)
-        _, aux = out.aux
-        # The estimator's own value of f − c·h, plus c·E[h]: unbiased for E[f] whatever points
-        # the estimator evaluated (the set estimators weight theirs: a plain mean is biased).
+        fx, aux = out.aux
         c = jnp.asarray(cv.coefficient, out.value.dtype)
-        value = out.value + c * jnp.asarray(_sg(expected)).astype(out.value.dtype)
+        if estimator.biased:
+            # a relaxation evaluates f at relaxed points, where E[h] (over the discrete
+            # distribution) does not apply: its value is the plain mean, as without the cv
+            value = jnp.mean(fx).astype(out.value.dtype)
+        else:
+            # the estimator's own value of f − c·h, plus c·E[h]: unbiased for E[f] whatever
+            # points it evaluated (the set estimators weight theirs: a plain mean is biased)
+            value = out.value + c * jnp.asarray(_sg(expected)).astype(out.value.dtype)
         loss = kernels.with_value(out.loss + c * jnp.asarray(expected).astype(value.dtype), value)
         return out._replace(loss=loss, value=value, aux=aux if has_aux else None)
 
