@@ -221,6 +221,9 @@ def _expected_op(v, fam, fkind, order, mode):
             return Biased("allow_zero_gradient=True: the documented opt-out")
         if order in ("tw", "tt", "ttt") and first_order(v):
             return Raises(SPECIFIC, "a step f under a first-order relaxation")
+        if order in ("tw", "tt", "ttt") and fam.lib == "tfp" and fam.name.startswith("tfp_gamma"):
+            # two refusals apply (TFP's implicit sampler is first order; f has no path derivative)
+            return Raises(ZERO + ORDER_ERR, "a step f, through a first-order peer sampler")
         return Raises(ZERO, "a step f has a structurally zero path derivative")
     if v.factory == "rebar" and fkind in ("step", "heaviside", "partial") and theta_derivative:
         if order in ("tw", "tt", "ttt"):
