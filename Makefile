@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # Full benchmark runs (tens of minutes on 2 cores); each script also takes --small.
-BENCHMARKS := overhead flipout control_variates binary_vae peers sharding numpyro_svi
+BENCHMARKS := overhead flipout control_variates binary_vae peers sharding numpyro_svi discrete_variance selection higher_order measure_valued_memory
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
