@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 import repgrad as rg
+from repgrad._src import registry
 
 
 def relax_control(z, psi, w):
@@ -53,12 +54,7 @@ ONEHOT = ("gumbel_softmax", "straight_through", "rebar", "relax", "gumbel_rao")
 
 def factories():
     """The distinct factories of ``rg.ESTIMATORS``, by their first registered name."""
-    seen, names = set(), []
-    for name, factory in rg.ESTIMATORS.items():
-        if factory not in seen:
-            seen.add(factory)
-            names.append(name)
-    return names
+    return registry.distinct_names()
 
 
 def keyword_options(name):

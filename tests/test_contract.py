@@ -23,6 +23,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import repgrad as rg
+from repgrad._src import registry
 
 KEY = jax.random.key(0)
 N = 8
@@ -34,12 +35,7 @@ CONTROL_PARAMS = {"relax": lambda: jnp.asarray(0.5)}  # weakly typed: float32 or
 
 
 def _registered():
-    seen, names = set(), []
-    for name, factory in rg.ESTIMATORS.items():
-        if factory not in seen:
-            seen.add(factory)
-            names.append(name)
-    return names
+    return registry.distinct_names()
 
 
 NAMES = _registered()

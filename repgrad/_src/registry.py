@@ -62,6 +62,17 @@ ESTIMATORS: Mapping[str, Callable[..., Estimator]] = MappingProxyType(
     }
 )
 
+
+def distinct_names() -> list[str]:
+    """Each distinct registered estimator once, under its first name (aliases dropped)."""
+    seen, names = set(), []
+    for name, factory in ESTIMATORS.items():
+        if factory not in seen:
+            seen.add(factory)
+            names.append(name)
+    return names
+
+
 # Short options after a colon: "score:loo" means baseline="loo".
 _SHORTHAND = {"score": "baseline", "score_function": "baseline", "reinforce": "baseline"}
 _FLAGS = {"measure_valued": {"coupled": {"coupled": True}, "uncoupled": {"coupled": False}}}

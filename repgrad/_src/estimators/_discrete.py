@@ -91,6 +91,18 @@ def bernoulli_variance(theta):
     return jax.nn.sigmoid(theta) * jax.nn.sigmoid(-theta)
 
 
+def estimate_and_variance_grad(estimate, psi):
+    """ĝ = ``estimate(ψ)`` and ∇ψ Σ ĝ²: the learned control's training signal. ĝ is unbiased
+    for every ψ, so ∇ψ E[Σ ĝ²] is the gradient of its variance (RELAX, double CV, RODEO)."""
+
+    def variance_objective(q):
+        g = estimate(q)
+        return jnp.sum(g * g), g
+
+    (_, g), psi_grad = jax.value_and_grad(variance_objective, has_aux=True)(psi)
+    return g, psi_grad
+
+
 def check_temperature(temperature, name: str = "temperature"):
     if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         if not temperature > 0:

@@ -108,11 +108,7 @@ def double_cv(*, alpha: float = 0.0) -> Estimator:
             g = jnp.mean(_discrete.per_sample(weight, s) * s, axis=0)
             return g - alpha * _discrete.bernoulli_variance(theta) * jnp.mean(gb, axis=0)
 
-        def variance_objective(q):
-            g = estimate(q)
-            return jnp.sum(g * g), g
-
-        (_, g), psi_grad = jax.value_and_grad(variance_objective, has_aux=True)(psi)
+        g, psi_grad = _discrete.estimate_and_variance_grad(estimate, psi)
         value = jnp.mean(values)
         # f's values and gradients enter ĝ stop-gradient: watching them refuses mixed derivatives.
         pull = kernels.pullback([(logits, g)], "double_cv", value.dtype, watch=(values, grads))

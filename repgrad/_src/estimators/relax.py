@@ -95,11 +95,7 @@ def conditional_surrogate(name, make_control):
 
             return jax.grad(h)(theta)
 
-        def variance_objective(psi):
-            g = estimate(psi)
-            return jnp.sum(g * g), g
-
-        (_, g), psi_grad = jax.value_and_grad(variance_objective, has_aux=True)(psi)
+        g, psi_grad = _discrete.estimate_and_variance_grad(estimate, psi)
         value = jnp.mean(values)
         # f(b) enters ĝ stop-gradient: watching it refuses mixed θ/f-argument derivatives of ĝ.
         pull = kernels.pullback([(logits, g)], name, value.dtype, watch=(values,))

@@ -123,11 +123,7 @@ def rodeo(*, hidden: int = 100, seed: int = 0) -> Estimator:
             g = jnp.mean((f - baseline)[:, None] * s + beta * stein1, axis=0)
             return g.reshape(theta.shape)
 
-        def variance_objective(q):
-            g = estimate(q)
-            return jnp.sum(g * g), g
-
-        (_, g), psi_grad = jax.value_and_grad(variance_objective, has_aux=True)(psi)
+        g, psi_grad = _discrete.estimate_and_variance_grad(estimate, psi)
         value = jnp.mean(values)
         # f's values and gradients enter ĝ stop-gradient: watching them refuses mixed derivatives.
         pull = kernels.pullback([(logits, g)], "rodeo", value.dtype, watch=(values, grads))

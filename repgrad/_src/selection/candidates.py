@@ -95,16 +95,6 @@ def _classify(label, estimator, allow_biased) -> Candidate:
     return Candidate(label, estimator, biased)
 
 
-def _distinct_names():
-    """Each distinct registered estimator once, under its first name."""
-    seen, names = set(), []
-    for name, factory in registry.ESTIMATORS.items():
-        if factory not in seen:
-            seen.add(factory)
-            names.append(name)
-    return names
-
-
 def _order(label):
     if label in _FIRST:
         return (0, _FIRST.index(label))
@@ -116,7 +106,7 @@ def _order(label):
 def default_candidates(*, allow_biased: bool = False) -> list[Candidate]:
     """Every registered estimator with each variant of ``VARIANTS`` (or its defaults), classified."""
     out = []
-    for name in _distinct_names():
+    for name in registry.distinct_names():
         for label, options in VARIANTS.get(name, ((name, {}),)):
             try:
                 estimator = _resolve(name, options)
