@@ -5,26 +5,16 @@ In-process, so it also runs under conftest.py's strict promotion rules. Checks t
 structure of what it writes, never timings.
 """
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
-
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "accelerator.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_accelerator", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _bench import load
 
 
 @pytest.mark.slow
 def test_accelerator_small(tmp_path):
-    bench = _load()
+    bench = load("accelerator")
     results = bench.main(["--small", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "accelerator.json").read_text())
     assert saved["machine"]["device"] and saved["machine"]["jax"]

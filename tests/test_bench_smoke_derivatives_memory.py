@@ -6,23 +6,14 @@ promotion rules of conftest.py. higher_order.py itself checks that repgrad's and
 hand-written gradients and Hessian-vector products agree before timing them.
 """
 
-import importlib.util
 import math
-from pathlib import Path
 
-_BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", _BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _bench import load
 
 
 def test_higher_order_small(tmp_path):
     out = tmp_path / "higher_order.md"
-    rows = _load("higher_order").main(["--small", "--out", str(out)])
+    rows = load("higher_order").main(["--small", "--out", str(out)])
     assert {(r[0], r[1]) for r in rows} == {(e, w) for e in ("score", "pathwise") for w in ("grad", "hvp")}
     for _, _, _, _, ratio, lo, hi, t_hand, rounds in rows:
         assert math.isfinite(ratio) and lo <= ratio <= hi and t_hand > 0 and rounds > 0
@@ -31,7 +22,7 @@ def test_higher_order_small(tmp_path):
 
 def test_measure_valued_memory_small(tmp_path):
     out = tmp_path / "measure_valued_memory.md"
-    rows = _load("measure_valued_memory").main(["--small", "--out", str(out)])
+    rows = load("measure_valued_memory").main(["--small", "--out", str(out)])
     assert len(rows) == 2
     (_, _, _, evals, default_mib, _, _, default_s), (_, _, chunk, _, chunked_mib, _, _, chunked_s) = rows
     assert chunk == 16 and evals == 4 * 64 * 4 + 64

@@ -1,25 +1,15 @@
 """Smoke test: benchmarks/discrete_variance.py runs end to end on --small settings (in-process,
 under conftest's strict promotion rules), and its rows say what the estimators are."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
-
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "discrete_variance.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_discrete_variance", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _bench import load
 
 
 @pytest.mark.slow
 def test_discrete_variance_small(tmp_path, capsys):
-    bench = _load()
+    bench = load("discrete_variance")
     results = bench.main(["--small", "--problems", "bernoulli20_toy", "--json", str(tmp_path / "dv.json")])
     rows = results["bernoulli20_toy"][42]
     expected = {"score + LOO", "ARM", "DisARM", "REBAR", "RELAX", "IndeCateR", "double CV", "RODEO", "unordered set",

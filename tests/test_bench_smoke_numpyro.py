@@ -2,22 +2,18 @@
 strict promotion rules of conftest.py; the script runs numpyro under its own), and every method's
 exact ELBO curve is finite and timed."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
+from _bench import load
 
 pytest.importorskip("numpyro")
 pytest.importorskip("sklearn")
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "numpyro_svi.py"
 
 
 def test_numpyro_svi_small(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_numpyro_svi", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load("numpyro_svi")
     out = tmp_path / "numpyro_svi.json"
     curves = module.main(["--small", "--out", str(out)])
     assert {"TraceGraph_ELBO", "rg score:loo", "rg disarm"} <= set(curves)

@@ -5,22 +5,13 @@ conftest.py. The script itself checks that every repgrad transform and its hand-
 counterpart return the same gradient from the same key before timing them.
 """
 
-import importlib.util
 import math
-from pathlib import Path
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_overhead", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _bench import load
 
 
 def test_overhead_small(tmp_path, capsys):
-    bench = _load()
+    bench = load("overhead")
     out = tmp_path / "overhead.md"
     rows = bench.main(["--small", "--out", str(out)])
     names = {r["name"] for r in rows}

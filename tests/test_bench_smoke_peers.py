@@ -5,25 +5,15 @@ Pyro rows run in a subprocess of their own, as in the full benchmark. Peers are 
 a peer that is not installed must show up as a reported row, never as a crash.
 """
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
-
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "peers.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_peers", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _bench import load
 
 
 @pytest.mark.slow
 def test_peers_small(tmp_path, capsys):
-    bench = _load()
+    bench = load("peers")
     results = bench.main(["--small", "--problems", "lr", "--json", str(tmp_path / "peers.json")])
     rows = results["lr"]["rows"]
     for name in ("repgrad pathwise", "repgrad score+LOO"):

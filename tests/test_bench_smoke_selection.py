@@ -2,26 +2,16 @@
 conftest's strict promotion rules): pilots, the independent long run, the ratio to the long run's
 best and the pilot's cost in training steps, for an estimator problem and a graph."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
-
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "selection.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_selection", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _bench import load
 
 
 @pytest.mark.slow
 def test_selection_small(tmp_path, capsys):
-    bench = _load()
+    bench = load("selection")
     out = tmp_path / "selection.json"
     md = tmp_path / "selection.md"
     problems = "3 Bernoulli, non-separable;rg.stochastic graph, 2 auto nodes"
